@@ -1,0 +1,132 @@
+package dane
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
+	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
+)
+
+// Authenticator looks up DNSSEC-secure TLSA records and checks TLS peers
+// against them. It is safe for concurrent use.
+type Authenticator struct {
+	// Validator proves (or disproves) the TLSA RRset. Required.
+	Validator *dnssec.Validator
+
+	// Roots are the PKIX roots for usages PKIX-TA(0) and PKIX-EE(1);
+	// nil means the system roots.
+	Roots *x509.CertPool
+
+	// CheckEENames makes DANE-EE(3) matches also check the certificate's
+	// names. RFC 7671 §5.1 says DANE-EE ignores names; operators who pin
+	// one key on many hosts may want the stricter check.
+	CheckEENames bool
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// TLSASet is a TLSA RRset that DNSSEC proved Secure, ready for matching.
+type TLSASet struct {
+	Owner   string        // "_443._tcp.api.example."
+	Base    string        // TLSA base domain, "api.example."
+	Records []tlsa.Record // every record in the RRset, usable or not
+	Result  *dnssec.Result
+}
+
+// Owner returns the TLSA owner name for a TCP service (RFC 6698 §3,
+// RFC 7671 §3): "_<port>._tcp.<host>." in lower case.
+func Owner(host string, port int) string {
+	return "_" + strconv.Itoa(port) + "._tcp." + dns.CanonicalName(host)
+}
+
+// ValidateName checks that host can be a TLSA base domain: a syntactically
+// valid DNS name, not an IP literal.
+func ValidateName(host string) error {
+	if host == "" {
+		return fmt.Errorf("empty host name")
+	}
+	if net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return fmt.Errorf("%q is an IP address, not a DNS name", host)
+	}
+	if _, ok := dns.IsDomainName(host); !ok {
+		return fmt.Errorf("%q is not a valid DNS name", host)
+	}
+	return nil
+}
+
+// Lookup finds the DNSSEC-secure TLSA RRset for host:port. Any outcome other
+// than a Secure, non-empty RRset is returned as a *Refusal.
+func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLSASet, error) {
+	if err := ValidateName(host); err != nil {
+		return nil, &Refusal{Reason: ReasonNoName, Err: err}
+	}
+	if port <= 0 || port > 65535 {
+		return nil, &Refusal{Reason: ReasonNoName, Err: fmt.Errorf("invalid port %d", port)}
+	}
+	owner := Owner(host, port)
+	res := a.Validator.Lookup(ctx, owner, dns.TypeTLSA)
+	set := &TLSASet{Owner: owner, Base: dns.CanonicalName(host), Result: res}
+	for _, rr := range res.RRset {
+		if t, ok := rr.(*dns.TLSA); ok {
+			set.Records = append(set.Records, FromRR(t))
+		}
+	}
+	if res.Status != dnssec.Secure || res.Err != nil {
+		return nil, &Refusal{Reason: reasonForLookup(res), Owner: owner, Status: res.Status,
+			EDE: res.EDE, Records: set.Records, Err: res.Err}
+	}
+	if len(set.Records) == 0 {
+		return nil, &Refusal{Reason: ReasonNoTLSA, Owner: owner, Status: res.Status,
+			Err: fmt.Errorf("no TLSA records at %s (rcode %s)", owner, dns.RcodeToString[res.Rcode])}
+	}
+	return set, nil
+}
+
+// Verify matches a presented chain (leaf first) against set. names are the
+// reference identifiers: the TLSA base domain and the name the upstream was
+// configured with (RFC 7671 §5.2.2, §7).
+func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	m, err := tlsa.Verify(tlsa.Options{
+		Chain:        chain,
+		Records:      set.Records,
+		Names:        names,
+		Roots:        a.Roots,
+		Time:         now(),
+		CheckEENames: a.CheckEENames,
+	})
+	if err != nil {
+		return nil, &Refusal{Reason: reasonForMatch(err), Owner: set.Owner, Status: set.Result.Status,
+			Records: set.Records, Err: err}
+	}
+	return m, nil
+}
+
+// FromRR converts a miekg/dns TLSA record to a tlsa.Record. Data that is
+// not valid hex is dropped, which leaves the record unusable rather than an
+// error (RFC 7671 §4.1: unusable records are ignored).
+func FromRR(rr *dns.TLSA) tlsa.Record {
+	data, err := hex.DecodeString(rr.Certificate)
+	if err != nil {
+		data = nil
+	}
+	return tlsa.Record{
+		Usage:        tlsa.Usage(rr.Usage),
+		Selector:     tlsa.Selector(rr.Selector),
+		MatchingType: tlsa.MatchingType(rr.MatchingType),
+		Data:         data,
+	}
+}

@@ -1,0 +1,115 @@
+package dane
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
+	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
+	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
+)
+
+// Reason is the short, stable name of the check that refused a connection.
+// It is meant for log fields and metric labels: a small, closed set.
+type Reason string
+
+// The reasons a connection can be refused.
+const (
+	ReasonNoName        Reason = "no name"              // IP-literal upstream without a configured TLSA base domain
+	ReasonDNSTimeout    Reason = "dns timeout"          // the resolvers did not answer in time
+	ReasonDNSError      Reason = "dns error"            // the lookup failed for another operational reason
+	ReasonBogus         Reason = "bogus"                // DNSSEC validation failed (RFC 4033 §5)
+	ReasonInsecure      Reason = "insecure"             // the TLSA RRset is provably unsigned
+	ReasonIndeterminate Reason = "indeterminate"        // security status could not be established
+	ReasonNoTLSA        Reason = "no tlsa"              // the owner has no TLSA RRset (NXDOMAIN/NODATA)
+	ReasonUnusable      Reason = "all records unusable" // RFC 7671 §4.1: treat as if no TLSA
+	ReasonMismatch      Reason = "tlsa mismatch"        // no usable record matched the presented chain
+	ReasonName          Reason = "name mismatch"        // a record matched but the certificate names do not
+	ReasonChain         Reason = "chain invalid"        // DANE-TA: no valid path from the trust anchor to the leaf
+	ReasonPKIX          Reason = "pkix invalid"         // PKIX-TA/PKIX-EE: ordinary validation failed
+	ReasonHandshake     Reason = "handshake failed"     // TLS failed before a chain could be checked
+)
+
+// Refusal is the error returned for every connection that DANE does not
+// authenticate. It carries what an operator needs to act on it.
+type Refusal struct {
+	Reason  Reason
+	Owner   string         // TLSA owner name, e.g. "_443._tcp.api.example."
+	Status  dnssec.Status  // DNSSEC status of the TLSA lookup
+	EDE     uint16         // RFC 8914 code for DNSSEC failures, 0 if none
+	Records []tlsa.Record  // the TLSA records seen (may be empty)
+	Err     error          // the underlying typed error from tlsa, dnssec or resolver
+}
+
+func (r *Refusal) Error() string {
+	var b strings.Builder
+	b.WriteString("dane: refused ")
+	if r.Owner != "" {
+		b.WriteString(r.Owner)
+		b.WriteString(": ")
+	}
+	b.WriteString(string(r.Reason))
+	if r.Err != nil {
+		msg := r.Err.Error()
+		// Avoid "bogus: bogus: ..." when the underlying error already
+		// starts with the reason.
+		if !strings.HasPrefix(msg, string(r.Reason)) {
+			b.WriteString(": ")
+			b.WriteString(msg)
+		} else {
+			b.WriteString(msg[len(r.Reason):])
+		}
+	}
+	return b.String()
+}
+
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// reasonForLookup maps a failed DNSSEC lookup to a Reason.
+func reasonForLookup(res *dnssec.Result) Reason {
+	var to interface{ Timeout() bool }
+	switch {
+	case errors.Is(res.Err, context.DeadlineExceeded), errors.Is(res.Err, resolver.ErrTimeout),
+		errors.As(res.Err, &to) && to.Timeout():
+		return ReasonDNSTimeout
+	}
+	switch res.Status {
+	case dnssec.Bogus:
+		return ReasonBogus
+	case dnssec.Insecure:
+		return ReasonInsecure
+	case dnssec.Secure:
+		// Secure but empty: a proven denial of existence.
+		return ReasonNoTLSA
+	}
+	var ie *dnssec.IndeterminateError
+	if errors.As(res.Err, &ie) {
+		return ReasonIndeterminate
+	}
+	return ReasonDNSError
+}
+
+// reasonForMatch maps a tlsa.Verify error to a Reason.
+func reasonForMatch(err error) Reason {
+	var (
+		nu *tlsa.NoUsableError
+		mm *tlsa.MismatchError
+		ne *tlsa.NameError
+		ce *tlsa.ChainError
+		pe *tlsa.PKIXError
+	)
+	switch {
+	case errors.As(err, &nu):
+		return ReasonUnusable
+	case errors.As(err, &ne):
+		return ReasonName
+	case errors.As(err, &ce):
+		return ReasonChain
+	case errors.As(err, &pe):
+		return ReasonPKIX
+	case errors.As(err, &mm):
+		return ReasonMismatch
+	}
+	return ReasonMismatch
+}
