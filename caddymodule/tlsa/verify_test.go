@@ -35,7 +35,7 @@ type verifyCase struct {
 	usage   Usage // usage of the matching record, on success
 }
 
-func full(p *testPKI) []*x509.Certificate    { return []*x509.Certificate{p.leaf, p.inter, p.root} }
+func full(p *testPKI) []*x509.Certificate     { return []*x509.Certificate{p.leaf, p.inter, p.root} }
 func twoCerts(p *testPKI) []*x509.Certificate { return []*x509.Certificate{p.leaf, p.inter} }
 func leafOnly(p *testPKI) []*x509.Certificate { return []*x509.Certificate{p.leaf} }
 
