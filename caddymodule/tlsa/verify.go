@@ -81,7 +81,7 @@ func Verify(o Options) (*Match, error) {
 	if len(recs) == 0 {
 		return nil, &NoUsableError{Unusable: unusable}
 	}
-	v := &verifier{o: &o, chain: chain, leaf: chain[0], recs: recs, now: o.Time}
+	v := &verifier{o: o, chain: chain, leaf: chain[0], recs: recs, now: o.Time}
 	if v.now.IsZero() {
 		v.now = time.Now()
 	}
@@ -215,7 +215,7 @@ func selectRecords(rs []Record, pref func(MatchingType) int) ([]prepared, []*Unu
 
 // verifier holds one Verify call's state.
 type verifier struct {
-	o     *Options
+	o     Options             // by value: a pointer to Verify's argument would move it to the heap
 	chain []*x509.Certificate // presented, no nils, leaf first
 	leaf  *x509.Certificate
 	recs  []prepared // usable, after digest agility
