@@ -63,7 +63,7 @@ func NewZone(origin string) *Zone {
 func (z *Zone) Origin() string { return z.origin }
 
 // SetAlgorithm replaces the zone's keys with fresh keys of the given DNSSEC
-// algorithm (8, 10, 13, 14 or 15). Call it before Delegate and Sign.
+// algorithm (5, 7, 8, 10, 13, 14 or 15). Call it before Delegate and Sign.
 func (z *Zone) SetAlgorithm(alg uint8) error {
 	ksk, err := newKey(z.origin, dns.ZONE|dns.SEP, alg)
 	if err != nil {
@@ -88,7 +88,7 @@ func newKey(origin string, flags uint16, alg uint8) (*Key, error) {
 	}
 	bits := 256
 	switch alg {
-	case dns.RSASHA256, dns.RSASHA512:
+	case dns.RSASHA1, dns.RSASHA1NSEC3SHA1, dns.RSASHA256, dns.RSASHA512:
 		bits = 2048
 	case dns.ECDSAP384SHA384:
 		bits = 384

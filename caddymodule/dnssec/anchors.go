@@ -1,0 +1,125 @@
+package dnssec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// rootAnchors are the IANA root zone key-signing keys as DS records
+// (https://data.iana.org/root-anchors/root-anchors.xml): KSK-2017 (20326)
+// and KSK-2024 (38696), RSA/SHA-256, SHA-256 digests. anchors_test.go checks
+// them against the DNSKEYs of Debian's dns-root-data when installed.
+var rootAnchors = []string{
+	". 172800 IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D",
+	". 172800 IN DS 38696 8 2 683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16",
+}
+
+// RootAnchors returns the built-in trust anchors: the IANA root KSKs as DS
+// records. The slice and records are fresh copies.
+func RootAnchors() []dns.RR {
+	out := make([]dns.RR, len(rootAnchors))
+	for i, s := range rootAnchors {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			panic("dnssec: bad built-in root anchor: " + err.Error())
+		}
+		out[i] = rr
+	}
+	return out
+}
+
+// ParseAnchors reads trust anchors in zone-file syntax: DS and DNSKEY
+// records, possibly for several zones, with $ORIGIN/$TTL, comments and
+// parenthesised continuation lines (Unbound's root.key, BIND and
+// ldns-keygen .ds/.key files). origin completes relative names ("" means
+// the root). Any other record type, a DNSKEY without the Zone Key flag or
+// with a protocol other than 3 (RFC 4034 §2.1), or a class other than IN is
+// an error naming its line. $INCLUDE is refused.
+func ParseAnchors(r io.Reader, origin string) ([]dns.RR, error) {
+	text, err := io.ReadAll(io.LimitReader(r, maxAnchorFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading trust anchors: %w", err)
+	}
+	if len(text) > maxAnchorFile {
+		return nil, fmt.Errorf("trust anchor file larger than %d bytes", maxAnchorFile)
+	}
+	if origin == "" {
+		origin = "."
+	}
+	lines := recordLines(text)
+	zp := dns.NewZoneParser(bytes.NewReader(text), dns.Fqdn(origin), "")
+	var out []dns.RR
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		line := 0
+		if len(out) < len(lines) {
+			line = lines[len(out)]
+		}
+		h := rr.Header()
+		if h.Class != dns.ClassINET {
+			return nil, fmt.Errorf("trust anchors line %d: %s: class %s, want IN", line, h.Name, dns.ClassToString[h.Class])
+		}
+		switch a := rr.(type) {
+		case *dns.DS:
+		case *dns.DNSKEY:
+			if a.Flags&dns.ZONE == 0 || a.Protocol != 3 {
+				return nil, fmt.Errorf("trust anchors line %d: %s DNSKEY %d: not a zone key (flags %d, protocol %d)", line, h.Name, a.KeyTag(), a.Flags, a.Protocol)
+			}
+		default:
+			return nil, fmt.Errorf("trust anchors line %d: %s %s record: only DS and DNSKEY records can be trust anchors", line, h.Name, dns.TypeToString[h.Rrtype])
+		}
+		h.Name = dns.CanonicalName(h.Name)
+		out = append(out, rr)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, fmt.Errorf("trust anchors: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("trust anchors: no DS or DNSKEY records")
+	}
+	return out, nil
+}
+
+// maxAnchorFile bounds the size of a trust anchor file.
+const maxAnchorFile = 1 << 20
+
+// recordLines returns the line number on which each record of a zone file
+// starts: every logical line (parentheses joined, comments and quoted
+// strings respected) that is neither blank nor a $ directive holds one
+// record, the way dns.ZoneParser reads them.
+func recordLines(text []byte) []int {
+	var starts []int
+	depth, quoted := 0, false
+	for n, s := range strings.Split(string(text), "\n") {
+		atStart := depth == 0 && !quoted
+		content := false
+	scan:
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '\\':
+				i++
+				content = true
+			case c == '"':
+				quoted = !quoted
+				content = true
+			case quoted:
+			case c == ';':
+				break scan
+			case c == '(':
+				depth++
+			case c == ')':
+				depth = max(depth-1, 0)
+			case c != ' ' && c != '\t' && c != '\r':
+				content = true
+			}
+		}
+		if atStart && content && !strings.HasPrefix(strings.TrimSpace(s), "$") {
+			starts = append(starts, n+1)
+		}
+	}
+	return starts
+}

@@ -1,0 +1,95 @@
+package dnssec
+
+import (
+	"github.com/miekg/dns"
+)
+
+// responseKind is what a response says about the question (Unbound's
+// val_classify_response).
+type responseKind uint8
+
+const (
+	kindPositive responseKind = iota // the RRset is in the answer section
+	kindCNAME                        // a CNAME at the queried name
+	kindNXDOMAIN                     // the name does not exist
+	kindNODATA                       // the name exists, the type does not
+	kindFailure                      // an rcode that carries no answer (SERVFAIL, REFUSED, ...)
+)
+
+func (k responseKind) String() string {
+	switch k {
+	case kindPositive:
+		return "answer"
+	case kindCNAME:
+		return "CNAME"
+	case kindNXDOMAIN:
+		return "NXDOMAIN"
+	case kindNODATA:
+		return "NODATA"
+	}
+	return "failure"
+}
+
+// section is the part of a response that is about the question: the RRset
+// of one type at one name and the RRSIGs covering it. Every other record in
+// the answer section is out of the question's bailiwick and ignored.
+type section struct {
+	rrset []dns.RR
+	sigs  []*dns.RRSIG
+}
+
+// extract returns the RRset of qtype at name in rrs, duplicates removed
+// (RFC 2181 §5), class IN only, and the RRSIGs covering it. Owner names
+// are compared case-insensitively and canonicalised in the returned copies.
+func extract(rrs []dns.RR, name string, qtype uint16) section {
+	var s section
+	for _, rr := range rrs {
+		h := rr.Header()
+		if h.Class != dns.ClassINET || !equalNames(h.Name, name) {
+			continue
+		}
+		switch {
+		case h.Rrtype == qtype:
+			dup := false
+			for _, old := range s.rrset {
+				if dns.IsDuplicate(old, rr) {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				rr = dns.Copy(rr)
+				rr.Header().Name = name
+				s.rrset = append(s.rrset, rr)
+			}
+		case h.Rrtype == dns.TypeRRSIG:
+			if sig := rr.(*dns.RRSIG); sig.TypeCovered == qtype {
+				sig = dns.Copy(sig).(*dns.RRSIG)
+				sig.Hdr.Name = name
+				sig.SignerName = dns.CanonicalName(sig.SignerName)
+				s.sigs = append(s.sigs, sig)
+			}
+		}
+	}
+	return s
+}
+
+// classify sorts a response to name/qtype (already matched to the
+// question) and extracts the part of its answer section that matters.
+func classify(m *dns.Msg, name string, qtype uint16) (responseKind, section) {
+	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+		return kindFailure, section{}
+	}
+	if s := extract(m.Answer, name, qtype); len(s.rrset) > 0 {
+		return kindPositive, s
+	}
+	if qtype != dns.TypeCNAME {
+		if s := extract(m.Answer, name, dns.TypeCNAME); len(s.rrset) > 0 {
+			return kindCNAME, s
+		}
+	}
+	if m.Rcode == dns.RcodeNameError {
+		return kindNXDOMAIN, section{}
+	}
+	return kindNODATA, section{}
+}

@@ -1,0 +1,197 @@
+package dnssec
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// keyEntry is what the validator knows about one zone's keys (Unbound's
+// key_entry): an authenticated DNSKEY RRset, or proof that the zone is
+// insecure, or why neither could be had.
+type keyEntry struct {
+	zone    string
+	status  Status
+	keys    []*dns.DNSKEY // the authenticated DNSKEY RRset, when Secure
+	err     error         // when not Secure
+	reason  string        // short reason when not Secure, for the chain
+	chain   []ZoneStep    // from the trust anchor down to this zone
+	expires time.Time
+
+	insecureZone string // the zone whose DS RRset proved insecurity
+}
+
+// zoneKeys returns the key entry for zone, from the cache or by building
+// it once for all concurrent callers.
+func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntry {
+	key := "k/" + zone
+	if val, _, ok := v.cached(key); ok {
+		return val.(*keyEntry)
+	}
+	ch := v.flight.DoChan(key, func() (any, error) {
+		ke := v.fetchKeys(ctx, w, zone)
+		v.store(key, ke, ke.status, ke.err, ke.expires.Sub(v.now()))
+		return ke, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Val.(*keyEntry)
+	case <-ctx.Done():
+		return v.failKeys(zone, nil, ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err()))
+	}
+}
+
+func (v *Validator) failKeys(zone string, parent []ZoneStep, err error) *keyEntry {
+	s := statusOf(err)
+	ke := &keyEntry{zone: zone, status: s, err: err, reason: reasonOf(err), expires: v.now().Add(badTTL)}
+	ke.chain = append(append([]ZoneStep(nil), parent...), ZoneStep{Zone: zone, Status: s, Reason: ke.reason})
+	return ke
+}
+
+// fetchKeys authenticates zone's DNSKEY RRset (RFC 4035 §5.2): the DS
+// RRset for the zone comes from the parent, itself authenticated by the
+// parent's keys (recursively, up to the closest trust anchor), or the trust
+// anchor stands in for it; a DNSKEY that matches a usable DS must sign the
+// DNSKEY RRset, and then every key in that RRset is trusted.
+func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEntry {
+	if d := w.depth.Add(1); int(d) > v.limits.MaxChainDepth {
+		w.depth.Add(-1)
+		return v.failKeys(zone, nil, indeterminatef(rrsetName(zone, dns.TypeDNSKEY), ErrLimitExceeded, "chain of trust deeper than %d zones at %s", v.limits.MaxChainDepth, zone))
+	}
+	defer w.depth.Add(-1)
+	now := v.now()
+	set := rrsetName(zone, dns.TypeDNSKEY)
+	step := ZoneStep{Zone: zone}
+	expires := now.Add(maxTTL)
+	var (
+		parent     []ZoneStep
+		ds         []*dns.DS
+		anchorKeys []*dns.DNSKEY
+	)
+	if a := v.anchors[zone]; a != nil {
+		step.Anchor = true
+		ds, anchorKeys = a.ds, a.keys
+	} else {
+		dr := v.lookup(ctx, w, zone, dns.TypeDS)
+		parent = dr.Chain
+		switch {
+		case dr.Status == Insecure:
+			ke := v.failKeys(zone, parent, dr.Err)
+			ke.expires = now.Add(dr.TTL)
+			ke.insecureZone = zone
+			if ie, ok := dr.Err.(*InsecureError); ok {
+				ke.insecureZone, ke.reason = ie.Zone, ie.Reason
+			}
+			return ke
+		case dr.Status != Secure:
+			return v.failKeys(zone, parent, dr.Err)
+		case dr.alias != "":
+			return v.failKeys(zone, parent, bogusf(rrsetName(zone, dns.TypeDS), dns.ExtendedErrorCodeDNSBogus, "CNAME at %s, which signs as a zone", zone))
+		}
+		for _, rr := range dr.RRset {
+			ds = append(ds, rr.(*dns.DS))
+		}
+		expires = now.Add(dr.TTL)
+	}
+	usable, ede := usableDS(ds)
+	if len(usable) == 0 && len(anchorKeys) == 0 {
+		// RFC 4035 §5.2, RFC 6840 §5.2: a DS RRset with no supported
+		// algorithm and digest type makes the zone insecure.
+		var names []string
+		for _, d := range ds {
+			names = append(names, dsString(d))
+		}
+		what := "algorithm"
+		if ede == dns.ExtendedErrorCodeUnsupportedDSDigestType {
+			what = "digest type"
+		}
+		err := &InsecureError{RRset: rrsetName(zone, dns.TypeDS), Zone: zone, EDE: ede,
+			Reason: fmt.Sprintf("no DS for %s has a supported %s (DS %s)", zone, what, strings.Join(names, ", "))}
+		ke := v.failKeys(zone, parent, err)
+		ke.reason, ke.insecureZone, ke.expires = err.Reason, zone, expires
+		return ke
+	}
+	for _, d := range usable {
+		step.DS = append(step.DS, dsString(d))
+	}
+	for _, k := range anchorKeys {
+		step.DS = append(step.DS, fmt.Sprintf("%d/%d/DNSKEY", k.KeyTag(), k.Algorithm))
+	}
+
+	m, ierr := v.exchange(ctx, w, zone, dns.TypeDNSKEY)
+	if ierr != nil {
+		return v.failKeys(zone, parent, ierr)
+	}
+	kind, sec := classify(m, zone, dns.TypeDNSKEY)
+	switch kind {
+	case kindPositive:
+	case kindFailure:
+		return v.failKeys(zone, parent, indeterminatef(set, errNetwork, "resolver answered %s for %s", dns.RcodeToString[m.Rcode], set))
+	default:
+		return v.failKeys(zone, parent, bogusf(set, dns.ExtendedErrorCodeDNSKEYMissing, "no DNSKEY RRset at %s (%s)", zone, kind))
+	}
+	keys := make([]*dns.DNSKEY, 0, len(sec.rrset))
+	for _, rr := range sec.rrset {
+		keys = append(keys, rr.(*dns.DNSKEY))
+	}
+
+	// The secure entry points: DNSKEYs matching a usable DS or a DNSKEY
+	// trust anchor. Colliding key tags are tried up to MaxKeysPerTag.
+	var sep []*dns.DNSKEY
+	for _, d := range usable {
+		tried := 0
+		for _, k := range keys {
+			if k.KeyTag() != d.KeyTag || k.Algorithm != d.Algorithm || zoneKeyUsable(k) != "" {
+				continue
+			}
+			if tried++; tried > v.limits.MaxKeysPerTag {
+				break
+			}
+			if dsMatches(d, k) && !containsKey(sep, k) {
+				sep = append(sep, k)
+			}
+		}
+	}
+	for _, a := range anchorKeys {
+		for _, k := range keys {
+			if keyMatches(a, k) && zoneKeyUsable(k) == "" && !containsKey(sep, k) {
+				sep = append(sep, k)
+			}
+		}
+	}
+	if len(sep) == 0 {
+		return v.failKeys(zone, parent, bogusf(set, dns.ExtendedErrorCodeDNSKEYMissing, "no DNSKEY in %s matches %s %s", zone, map[bool]string{true: "trust anchor", false: "DS"}[step.Anchor], strings.Join(step.DS, ", ")))
+	}
+	sig, key, err := v.verifyRRset(w, set, sec.rrset, sec.sigs, sep, zone, now)
+	if err != nil {
+		return v.failKeys(zone, parent, err)
+	}
+	step.Status = Secure
+	step.KeyTags = []uint16{key.KeyTag()}
+	return &keyEntry{
+		zone:    zone,
+		status:  Secure,
+		keys:    keys,
+		chain:   append(append([]ZoneStep(nil), parent...), step),
+		expires: minTime(expires, now.Add(rrsetTTL(sec.rrset, sig, now))),
+	}
+}
+
+func containsKey(list []*dns.DNSKEY, k *dns.DNSKEY) bool {
+	for _, x := range list {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,62 @@
+package dnssec
+
+import "sync/atomic"
+
+// Work caps for one Lookup. They bound what a hostile resolver or zone can
+// make the validator do (CVE-2023-50387 "KeyTrap", CVE-2023-50868); going
+// over any of them ends the lookup Indeterminate with ErrLimitExceeded,
+// never a hang.
+const (
+	// DefaultMaxQueries: queries sent for one lookup. A cold chain costs a
+	// DS and a DNSKEY query per zone below the anchor, plus the answer and
+	// one query per CNAME hop: 16 zones deep needs 33.
+	DefaultMaxQueries = 40
+	// DefaultMaxValidations: signature verifications (the expensive part)
+	// per lookup; one per RRset on a well-formed chain.
+	DefaultMaxValidations = 32
+	// DefaultMaxChainDepth: zones on one chain of trust, anchor included.
+	DefaultMaxChainDepth = 16
+	// DefaultMaxKeysPerTag: DNSKEYs sharing one key tag and algorithm that
+	// are tried for one RRSIG or DS (key tags collide, RFC 4034 App. B).
+	DefaultMaxKeysPerTag = 4
+	// DefaultMaxCNAMEs: CNAME hops followed from the queried name.
+	DefaultMaxCNAMEs = 8
+)
+
+// maxRRSIGsPerRRset bounds the RRSIGs considered over one RRset.
+const maxRRSIGsPerRRset = 8
+
+// maxSignersPerRRset bounds the distinct signer zones tried for one RRset.
+const maxSignersPerRRset = 2
+
+// Limits caps the work done by one lookup. Zero fields take the defaults.
+type Limits struct {
+	MaxQueries     int
+	MaxValidations int
+	MaxChainDepth  int
+	MaxKeysPerTag  int
+	MaxCNAMEs      int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxQueries, DefaultMaxQueries)
+	def(&l.MaxValidations, DefaultMaxValidations)
+	def(&l.MaxChainDepth, DefaultMaxChainDepth)
+	def(&l.MaxKeysPerTag, DefaultMaxKeysPerTag)
+	def(&l.MaxCNAMEs, DefaultMaxCNAMEs)
+	return l
+}
+
+// work counts what one lookup has spent. Its counters are atomic because a
+// lookup's steps may run on a singleflight goroutine after the caller gave
+// up.
+type work struct {
+	queries     atomic.Int32
+	validations atomic.Int32
+	depth       atomic.Int32
+}
