@@ -140,24 +140,34 @@ func Verify(o Options) (*Match, error) {
 	return nil, &MismatchError{Tried: tried, Chain: o.Chain}
 }
 
-// presented returns the chain without nil entries, or nil when the leaf is
-// missing: a nil leaf is no certificate to match.
+// maxPresented bounds the presented certificates Verify looks at. Building
+// a DANE-TA path tries issuer candidates by signature, so a peer sending
+// many certificates with the same name could otherwise make us do a
+// quadratic number of signature checks. Real chains have 2 to 4
+// certificates; OpenSSL's default depth limit is 100, crypto/x509 caps its
+// own work similarly.
+const maxPresented = 16
+
+// presented returns the chain without nil entries and cut to maxPresented,
+// or nil when the leaf is missing: a nil leaf is no certificate to match.
 func presented(in []*x509.Certificate) []*x509.Certificate {
 	if len(in) == 0 || in[0] == nil {
 		return nil
 	}
+	clean := len(in) <= maxPresented
 	for _, c := range in {
-		if c == nil {
-			out := make([]*x509.Certificate, 0, len(in))
-			for _, c := range in {
-				if c != nil {
-					out = append(out, c)
-				}
-			}
-			return out
+		clean = clean && c != nil
+	}
+	if clean {
+		return in
+	}
+	out := make([]*x509.Certificate, 0, maxPresented)
+	for _, c := range in {
+		if c != nil && len(out) < maxPresented {
+			out = append(out, c)
 		}
 	}
-	return in
+	return out
 }
 
 // defaultDigestPreference is RFC 7671 §9's advice in practice: the longer

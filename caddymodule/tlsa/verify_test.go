@@ -257,6 +257,15 @@ func verifyCases() []verifyCase {
 		{name: "input/nil_in_chain_skipped",
 			chain:   func(p *testPKI) []*x509.Certificate { return []*x509.Certificate{p.leaf, nil, p.inter} },
 			records: records(of(DANETA, SPKI, SHA256, inter)), want: ok, depth: 1, usage: DANETA},
+		{name: "input/hostile_long_chain_bounded",
+			chain: func(p *testPKI) []*x509.Certificate {
+				c := []*x509.Certificate{p.leaf}
+				for range 1000 {
+					c = append(c, p.badInter)
+				}
+				return append(c, p.inter)
+			},
+			records: records(of(DANETA, SPKI, SHA256, inter)), want: wantMismatch},
 		{name: "input/huge_data_unusable", chain: full,
 			records: records(raw(DANEEE, Cert, Full, make([]byte, 1<<17))), want: wantNoUsable},
 	}...)
