@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -134,3 +135,5 @@ func (c *counter) Total() int {
 	defer c.mu.Unlock()
 	return c.total
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
