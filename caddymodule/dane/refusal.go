@@ -54,7 +54,7 @@ func (r *Refusal) Error() string {
 		msg := r.Err.Error()
 		// Avoid "bogus: bogus: ..." when the underlying error already
 		// starts with the reason.
-		if !strings.HasPrefix(msg, string(r.Reason)) {
+		if len(msg) < len(r.Reason) || !strings.EqualFold(msg[:len(r.Reason)], string(r.Reason)) {
 			b.WriteString(": ")
 			b.WriteString(msg)
 		} else {
