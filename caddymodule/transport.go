@@ -475,9 +475,9 @@ func (t *Transport) refuse(upstream string, err error, start time.Time) error {
 
 // Interface guards
 var (
-	_ caddy.Provisioner             = (*Transport)(nil)
-	_ caddy.Validator               = (*Transport)(nil)
-	_ caddy.CleanerUpper            = (*Transport)(nil)
-	_ reverseproxy.TLSTransport     = (*Transport)(nil)
-	_ reverseproxy.H2CTransport     = (*Transport)(nil)
+	_ caddy.Provisioner         = (*Transport)(nil)
+	_ caddy.Validator           = (*Transport)(nil)
+	_ caddy.CleanerUpper        = (*Transport)(nil)
+	_ reverseproxy.TLSTransport = (*Transport)(nil)
+	_ reverseproxy.H2CTransport = (*Transport)(nil)
 )

@@ -35,11 +35,11 @@ const (
 // authenticate. It carries what an operator needs to act on it.
 type Refusal struct {
 	Reason  Reason
-	Owner   string         // TLSA owner name, e.g. "_443._tcp.api.example."
-	Status  dnssec.Status  // DNSSEC status of the TLSA lookup
-	EDE     uint16         // RFC 8914 code for DNSSEC failures, 0 if none
-	Records []tlsa.Record  // the TLSA records seen (may be empty)
-	Err     error          // the underlying typed error from tlsa, dnssec or resolver
+	Owner   string        // TLSA owner name, e.g. "_443._tcp.api.example."
+	Status  dnssec.Status // DNSSEC status of the TLSA lookup
+	EDE     uint16        // RFC 8914 code for DNSSEC failures, 0 if none
+	Records []tlsa.Record // the TLSA records seen (may be empty)
+	Err     error         // the underlying typed error from tlsa, dnssec or resolver
 }
 
 func (r *Refusal) Error() string {
