@@ -45,7 +45,7 @@ func extract(rrs []dns.RR, name string, qtype uint16) section {
 	var s section
 	for _, rr := range rrs {
 		h := rr.Header()
-		if h.Class != dns.ClassINET || !equalNames(h.Name, name) {
+		if h.Class != dns.ClassINET || !equalNames(h.Name, name) || !wellTyped(rr) {
 			continue
 		}
 		switch {
@@ -72,6 +72,27 @@ func extract(rrs []dns.RR, name string, qtype uint16) section {
 		}
 	}
 	return s
+}
+
+// wellTyped reports whether an RR of a type the validator looks inside has
+// the matching Go type: an Exchanger may hand over RRs it built itself
+// (e.g. *dns.RFC3597 with any type in its header).
+func wellTyped(rr dns.RR) bool {
+	switch rr.Header().Rrtype {
+	case dns.TypeRRSIG:
+		_, ok := rr.(*dns.RRSIG)
+		return ok
+	case dns.TypeDNSKEY:
+		_, ok := rr.(*dns.DNSKEY)
+		return ok
+	case dns.TypeDS:
+		_, ok := rr.(*dns.DS)
+		return ok
+	case dns.TypeCNAME:
+		_, ok := rr.(*dns.CNAME)
+		return ok
+	}
+	return true
 }
 
 // classify sorts a response to name/qtype (already matched to the

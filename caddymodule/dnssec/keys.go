@@ -28,19 +28,25 @@ type keyEntry struct {
 // it once for all concurrent callers.
 func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntry {
 	key := "k/" + zone
-	if val, _, ok := v.cached(key); ok {
-		return val.(*keyEntry)
-	}
-	ch := v.flight.DoChan(key, func() (any, error) {
-		ke := v.fetchKeys(ctx, w, zone)
-		v.store(key, ke, ke.status, ke.err, ke.expires.Sub(v.now()))
-		return ke, nil
-	})
-	select {
-	case res := <-ch:
-		return res.Val.(*keyEntry)
-	case <-ctx.Done():
-		return v.failKeys(zone, nil, ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err()))
+	for attempt := 0; ; attempt++ {
+		if val, _, ok := v.cached(key); ok {
+			return val.(*keyEntry)
+		}
+		ch := v.flight.DoChan(key, func() (any, error) {
+			ke := v.fetchKeys(ctx, w, zone)
+			v.store(key, ke, ke.status, ke.err, ke.expires.Sub(v.now()))
+			return ke, nil
+		})
+		select {
+		case res := <-ch:
+			ke := res.Val.(*keyEntry)
+			if res.Shared && attempt == 0 && ctx.Err() == nil && ctxFailure(ke.err) {
+				continue // the caller that ran the flight gave up; try on our own context
+			}
+			return ke
+		case <-ctx.Done():
+			return v.failKeys(zone, nil, ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err()))
+		}
 	}
 }
 

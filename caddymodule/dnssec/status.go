@@ -85,7 +85,8 @@ func joinTags(tags []uint16) string {
 	return strings.Join(s, ",")
 }
 
-// Result is the outcome of one Lookup.
+// Result is the outcome of one Lookup. Its slices and records may be
+// shared with the cache and other callers: treat them as read-only.
 type Result struct {
 	Name   string // queried name, canonical (lower case, fully qualified)
 	Type   uint16

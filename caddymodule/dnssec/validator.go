@@ -156,23 +156,34 @@ func (v *Validator) Lookup(ctx context.Context, name string, qtype uint16) *Resu
 // and cannot deadlock.
 func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint16) *Result {
 	key := "r/" + name + "/" + strconv.Itoa(int(qtype))
-	if val, exp, ok := v.cached(key); ok {
-		r := *val.(*Result)
-		r.Cached, r.TTL = true, exp.Sub(v.now())
-		return &r
+	for attempt := 0; ; attempt++ {
+		if val, exp, ok := v.cached(key); ok {
+			r := *val.(*Result)
+			r.Cached, r.TTL = true, exp.Sub(v.now())
+			return &r
+		}
+		ch := v.flight.DoChan(key, func() (any, error) {
+			r := v.resolve(ctx, w, name, qtype)
+			v.store(key, r, r.Status, r.Err, r.TTL)
+			return r, nil
+		})
+		select {
+		case res := <-ch:
+			r := *res.Val.(*Result)
+			if res.Shared && attempt == 0 && ctx.Err() == nil && ctxFailure(r.Err) {
+				continue // the caller that ran the flight gave up; try on our own context
+			}
+			return &r
+		case <-ctx.Done():
+			return finish(&Result{Name: name, Type: qtype, Err: ctxIndeterminate(rrsetName(name, qtype), ctx.Err())})
+		}
 	}
-	ch := v.flight.DoChan(key, func() (any, error) {
-		r := v.resolve(ctx, w, name, qtype)
-		v.store(key, r, r.Status, r.Err, r.TTL)
-		return r, nil
-	})
-	select {
-	case res := <-ch:
-		r := *res.Val.(*Result)
-		return &r
-	case <-ctx.Done():
-		return finish(&Result{Name: name, Type: qtype, Err: ctxIndeterminate(rrsetName(name, qtype), ctx.Err())})
-	}
+}
+
+// ctxFailure reports whether err comes from a context ending: it says
+// nothing about the data and is neither cached nor shared.
+func ctxFailure(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (v *Validator) cached(key string) (any, time.Time, bool) {
@@ -189,7 +200,7 @@ func (v *Validator) cached(key string) (any, time.Time, bool) {
 func (v *Validator) store(key string, val any, s Status, err error, ttl time.Duration) {
 	now := v.now()
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case ctxFailure(err):
 	case s == Secure || s == Insecure:
 		if ttl > 0 {
 			v.good.put(key, val, now.Add(ttl))
