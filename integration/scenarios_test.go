@@ -43,6 +43,9 @@ func (e *Env) site(t *testing.T, ups ...*Upstream) Site {
 func startCaddy(t *testing.T, e *Env, s Site) *Caddy {
 	t.Helper()
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	for _, u := range e.Up {
+		u.Reset() // before Caddy starts: health checks begin at once
+	}
 	c, err := e.StartCaddy(name, s)
 	if err != nil {
 		t.Fatalf("%v\nCaddyfile:\n%s", err, s.Caddyfile())
@@ -53,9 +56,6 @@ func startCaddy(t *testing.T, e *Env, s Site) *Caddy {
 			t.Logf("Caddyfile:\n%s\n--- caddy log (tail)\n%s\n%s", s.Caddyfile(), c.Tail(25), e.diagnostics())
 		}
 	})
-	for _, u := range e.Up {
-		u.Reset()
-	}
 	return c
 }
 
@@ -179,23 +179,40 @@ func TestCurl(t *testing.T) {
 }
 
 // TestResolverDown: resolvers that never answer give a 502 within the
-// configured timeout (+1s), and the log says it was a DNS timeout.
+// configured timeout (+1s), and the log says it was a DNS timeout; a
+// resolver port that is closed (ICMP port unreachable) fails at once, as a
+// DNS error rather than a timeout.
 func TestResolverDown(t *testing.T) {
 	e := needCaddy(t)
-	hole := blackhole(t)
-	s := e.site(t, e.Up["good"])
-	s.Dane.Resolvers = hole
-	s.Dane.Timeout = "2s"
-	c := startCaddy(t, e, s)
-	status, body, el := request(t, "GET", c.URL()+"/", "")
-	t.Logf("resolver %s (blackhole) → %d in %v: %q", hole, status, el.Round(time.Millisecond), strings.TrimSpace(body))
-	if status != 502 {
-		t.Errorf("status %d, want 502", status)
+	closed, err := freePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if el > 3*time.Second {
-		t.Errorf("refusal took %v, want ≤ timeout 2s + 1s", el)
+	for _, tc := range []struct {
+		name     string
+		resolver string
+		max      time.Duration
+		reason   string
+	}{
+		{"blackhole", blackhole(t), 3 * time.Second, "dns timeout"},
+		{"port closed", "127.0.0.1:" + itoa(closed), time.Second, "dns error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := e.site(t, e.Up["good"])
+			s.Dane.Resolvers = tc.resolver
+			s.Dane.Timeout = "2s"
+			c := startCaddy(t, e, s)
+			status, body, el := request(t, "GET", c.URL()+"/", "")
+			t.Logf("resolver %s (%s) → %d in %v: %q", tc.resolver, tc.name, status, el.Round(time.Millisecond), strings.TrimSpace(body))
+			if status != 502 {
+				t.Errorf("status %d, want 502", status)
+			}
+			if el > tc.max {
+				t.Errorf("refusal took %v, want ≤ %v", el, tc.max)
+			}
+			wantRefused(t, c, e.Up["good"], tc.reason)
+		})
 	}
-	wantRefused(t, c, e.Up["good"], "dns timeout")
 }
 
 // blackhole listens on UDP and TCP and never answers: a resolver that is
@@ -267,14 +284,26 @@ func TestRollover(t *testing.T) {
 }
 
 // TestHTTP2: the upstream connection negotiates HTTP/2 (ALPN) and is still
-// DANE-verified.
+// DANE-verified; with `versions 1.1` it stays on HTTP/1.1.
 func TestHTTP2(t *testing.T) {
 	e := needCaddy(t)
 	u := e.Up["good"]
-	c := startCaddy(t, e, e.site(t, u))
-	status, body, _ := request(t, "GET", c.URL()+"/", "")
-	if status != 200 || u.LastProto.Load() != 2 || !strings.Contains(body, "proto=HTTP/2.0") {
-		t.Errorf("status %d, upstream saw HTTP/%d: %q; want 200 over HTTP/2", status, u.LastProto.Load(), body)
+	for _, tc := range []struct {
+		versions string
+		major    int64
+		proto    string
+	}{{"", 2, "HTTP/2.0"}, {"1.1", 1, "HTTP/1.1"}} {
+		t.Run("versions "+tc.versions, func(t *testing.T) {
+			s := e.site(t, u)
+			if tc.versions != "" {
+				s.Transport = []string{"versions " + tc.versions}
+			}
+			c := startCaddy(t, e, s)
+			status, body, _ := request(t, "GET", c.URL()+"/", "")
+			if status != 200 || u.LastProto.Load() != tc.major || !strings.Contains(body, "proto="+tc.proto) {
+				t.Errorf("status %d, upstream saw HTTP/%d: %q; want 200 over %s", status, u.LastProto.Load(), body, tc.proto)
+			}
+		})
 	}
 }
 
