@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/miekg/dns"
+
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
 	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
@@ -66,28 +68,32 @@ func (r *Refusal) Error() string {
 
 func (r *Refusal) Unwrap() error { return r.Err }
 
-// reasonForLookup maps a failed DNSSEC lookup to a Reason.
+// reasonForLookup maps a failed DNSSEC lookup to a Reason. Operational
+// failures (timeouts) come first: they say nothing about the data. A denial
+// of existence that is not bogus is reported as "no tlsa", whatever its
+// proof status, because that is what the operator has to fix.
 func reasonForLookup(res *dnssec.Result) Reason {
-	var to interface{ Timeout() bool }
+	var (
+		to  interface{ Timeout() bool }
+		se  *resolver.ServerError
+		afe *resolver.AllFailedError
+	)
 	switch {
 	case errors.Is(res.Err, context.DeadlineExceeded), errors.Is(res.Err, resolver.ErrTimeout),
 		errors.As(res.Err, &to) && to.Timeout():
 		return ReasonDNSTimeout
-	}
-	switch res.Status {
-	case dnssec.Bogus:
+	case errors.As(res.Err, &se), errors.As(res.Err, &afe), errors.Is(res.Err, resolver.ErrNoServers):
+		return ReasonDNSError
+	case res.Status == dnssec.Bogus:
 		return ReasonBogus
-	case dnssec.Insecure:
-		return ReasonInsecure
-	case dnssec.Secure:
-		// Secure but empty: a proven denial of existence.
+	case res.Rcode == dns.RcodeNameError, res.Rcode == dns.RcodeSuccess && len(res.RRset) == 0:
 		return ReasonNoTLSA
+	case res.Status == dnssec.Insecure:
+		return ReasonInsecure
+	case res.Rcode != dns.RcodeSuccess:
+		return ReasonDNSError // SERVFAIL, REFUSED, ... from every resolver
 	}
-	var ie *dnssec.IndeterminateError
-	if errors.As(res.Err, &ie) {
-		return ReasonIndeterminate
-	}
-	return ReasonDNSError
+	return ReasonIndeterminate
 }
 
 // reasonForMatch maps a tlsa.Verify error to a Reason.
