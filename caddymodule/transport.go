@@ -98,8 +98,8 @@ type Options struct {
 	// connection, all queries and retries included. Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// Timeout of one query to one resolver. Default: 2s (or Timeout, if
-	// smaller).
+	// Timeout of one query to one resolver. Default: 2s, or half of
+	// Timeout if that is smaller.
 	QueryTimeout caddy.Duration `json:"query_timeout,omitempty"`
 
 	// Also check the certificate's names for DANE-EE(3) matches. RFC 7671
@@ -280,7 +280,9 @@ func (o *Options) newValidator() (*dnssec.Validator, error) {
 		return nil, fmt.Errorf("dane: query_timeout must not be negative: %s", try)
 	}
 	if try == 0 {
-		try = min(defaultTryTimeout, timeout)
+		// Half the overall budget at most, so that a silent resolver
+		// leaves time to ask the next one, and the error names it.
+		try = min(defaultTryTimeout, timeout/2)
 		o.QueryTimeout = caddy.Duration(try)
 	}
 	if o.CacheSize < 0 {

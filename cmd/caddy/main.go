@@ -9,7 +9,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/caddy-dane/caddy-dane/caddymodule"
+	_ "github.com/caddy-dane/caddy-dane"
 )
 
 func main() { caddycmd.Main() }
