@@ -69,7 +69,16 @@ func (o *Options) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := map[string]bool{}
 	for d.NextBlock(0) {
+		// Each option but resolvers may be given once: a second line
+		// would silently replace the first.
+		if opt := d.Val(); opt != "resolvers" {
+			if seen[opt] {
+				return d.Errf("dane option %q specified more than once", opt)
+			}
+			seen[opt] = true
+		}
 		switch d.Val() {
 		case "resolvers":
 			args := d.RemainingArgs()

@@ -285,6 +285,9 @@ func (o *Options) newValidator() (*dnssec.Validator, error) {
 		try = min(defaultTryTimeout, timeout/2)
 		o.QueryTimeout = caddy.Duration(try)
 	}
+	if try > timeout {
+		return nil, fmt.Errorf("dane: query_timeout %s is longer than timeout %s: one silent resolver would use the whole lookup budget, leaving none to ask the next", try, timeout)
+	}
 	if o.CacheSize < 0 {
 		return nil, fmt.Errorf("dane: cache_size must not be negative: %d", o.CacheSize)
 	}
