@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -73,6 +74,7 @@ type Transport struct {
 	handshake  time.Duration
 	logger     *zap.Logger
 	staticName string // DANE.Name when it has no placeholder
+	keepAlive  *keepAlive
 }
 
 // Options are the DANE settings of the transport.
@@ -141,6 +143,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerDANEMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("dane: registering metrics: %v", err)
+	}
 
 	if err := t.HTTPTransport.Provision(ctx); err != nil {
 		return err
@@ -179,6 +184,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	}
 	rt.TLSClientConfig = backstop
 	rt.DialTLSContext = t.dialTLS
+	t.keepAlive = &keepAlive{flush: rt.CloseIdleConnections}
 	return nil
 }
 
@@ -193,6 +199,12 @@ func (t *Transport) Validate() error {
 // Cleanup closes idle upstream connections.
 func (t *Transport) Cleanup() error {
 	return t.HTTPTransport.Cleanup()
+}
+
+// RoundTrip sends req through the embedded HTTP transport; connections
+// whose TLSA result has expired are not reused (keepalive.go).
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.HTTPTransport.RoundTrip(t.keepAlive.capRequest(req))
 }
 
 // EnableH2C refuses h2c: a cleartext upstream cannot be authenticated.
@@ -398,16 +410,22 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	}
 
 	lookupCtx, cancel := context.WithTimeout(ctx, time.Duration(t.DANE.Timeout))
+	lookupStart := time.Now()
 	set, err := t.auth.Lookup(lookupCtx, base, port)
 	cancel()
+	observeLookup(set, err, time.Since(lookupStart))
 	if err != nil {
 		return nil, t.refuse(di.String(), err, start)
 	}
 
+	// The connection is trusted as long as the TLSA result it is verified
+	// against: its lifetime is capped there (keepalive.go).
+	expires := time.Now().Add(set.Result.TTL)
 	conn, err := t.Transport.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err // already a DialError from Caddy's dialer
 	}
+	conn = t.keepAlive.capConn(conn, expires)
 
 	names := []string{base}
 	if di.Host != base && net.ParseIP(strings.Trim(di.Host, "[]")) == nil {
@@ -438,8 +456,10 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 
 	tlsConn := tls.Client(conn, cfg)
 	hctx, hcancel := context.WithTimeout(ctx, t.handshake)
+	handshakeStart := time.Now()
 	err = tlsConn.HandshakeContext(hctx)
 	hcancel()
+	observeHandshake(time.Since(handshakeStart))
 	if err != nil {
 		_ = tlsConn.Close()
 		if verdict == nil {
@@ -448,6 +468,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 		}
 		return nil, t.refuse(di.String(), verdict, start)
 	}
+	countVerified()
 	return tlsConn, nil
 }
 
@@ -475,6 +496,7 @@ func (t *Transport) refuse(upstream string, err error, start time.Time) error {
 		fields = append(fields, zap.Uint16("ede", r.EDE))
 	}
 	t.logger.Error("dane refused upstream", fields...)
+	countRefused(r.Reason)
 	return reverseproxy.NewDialError(r)
 }
 
