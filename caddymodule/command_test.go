@@ -341,6 +341,7 @@ func newCheckLab(t *testing.T) *checkLab {
 	}
 	l.svcRR, l.taRR = ee.String(), ta.String()
 	_, l.dnsAddr, l.anchorsFile = signedZone(t,
+		"svc 300 IN A 127.0.0.1",
 		fmt.Sprintf("_%d._tcp.svc 300 IN TLSA %s", l.svc, l.svcRR),
 		fmt.Sprintf("_%d._tcp.svc 300 IN TLSA %s", l.ta, l.taRR),
 		fmt.Sprintf("_%d._tcp.svc 300 IN TLSA %s", l.impostor, l.svcRR),

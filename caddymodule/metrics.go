@@ -1,0 +1,116 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
+)
+
+// daneMetrics are the transport's Prometheus collectors. As in Caddy's
+// reverse proxy, they are made once per process and registered into the
+// metrics registry of every config that provisions a dane transport;
+// labels are closed sets (results, dane.Reason values, dnssec.Status
+// names), never upstream names.
+var daneMetrics = struct {
+	once           sync.Once
+	verifications  *prometheus.CounterVec
+	lookups        *prometheus.CounterVec
+	cacheLookups   *prometheus.CounterVec
+	lookupDuration prometheus.Histogram
+	verifyDuration prometheus.Histogram
+}{}
+
+func initDANEMetrics() {
+	const ns, sub = "caddy", "dane"
+	daneMetrics.once.Do(func() {
+		daneMetrics.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "verifications_total",
+			Help: "Upstream connections authenticated by DANE (result=verified) or refused, by refusal reason.",
+		}, []string{"result", "reason"})
+		daneMetrics.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lookups_total",
+			Help: "TLSA lookups by DNSSEC outcome (secure, insecure, bogus, indeterminate).",
+		}, []string{"status"})
+		daneMetrics.cacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "cache_lookups_total",
+			Help: "Secure TLSA lookups answered from the validator's cache (hit) or validated afresh (miss).",
+		}, []string{"result"})
+		daneMetrics.lookupDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "lookup_duration_seconds",
+			Help:    "Time to look up and validate an upstream's TLSA RRset.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		})
+		daneMetrics.verifyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "handshake_verify_duration_seconds",
+			Help:    "Time of the TLS handshake with an upstream, DANE matching of its chain included.",
+			Buckets: []float64{.0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		})
+	})
+}
+
+// registerDANEMetrics registers the collectors into a config's registry.
+// A collector already registered there (several dane transports in one
+// config) is not an error.
+func registerDANEMetrics(registry *prometheus.Registry) error {
+	initDANEMetrics()
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{
+		daneMetrics.verifications, daneMetrics.lookups, daneMetrics.cacheLookups,
+		daneMetrics.lookupDuration, daneMetrics.verifyDuration,
+	} {
+		if err := registry.Register(c); err != nil {
+			if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observeLookup counts one TLSA lookup: its DNSSEC outcome, whether a
+// secure result came from the cache, and its duration. Refusals that
+// happened before any DNS (no name) are not lookups.
+func observeLookup(set *dane.TLSASet, err error, elapsed time.Duration) {
+	initDANEMetrics()
+	var status string
+	var r *dane.Refusal
+	switch {
+	case set != nil:
+		status = set.Result.Status.String()
+		result := "miss"
+		if set.Result.Cached {
+			result = "hit"
+		}
+		daneMetrics.cacheLookups.WithLabelValues(result).Inc()
+	case errors.As(err, &r) && r.Owner != "":
+		status = r.Status.String()
+	default:
+		return
+	}
+	daneMetrics.lookups.WithLabelValues(status).Inc()
+	daneMetrics.lookupDuration.Observe(elapsed.Seconds())
+}
+
+// observeHandshake records the duration of one upstream handshake.
+func observeHandshake(elapsed time.Duration) {
+	initDANEMetrics()
+	daneMetrics.verifyDuration.Observe(elapsed.Seconds())
+}
+
+// countVerified counts an authenticated upstream connection.
+func countVerified() {
+	initDANEMetrics()
+	daneMetrics.verifications.WithLabelValues("verified", "").Inc()
+}
+
+// countRefused counts a refused upstream connection by its reason.
+func countRefused(reason dane.Reason) {
+	initDANEMetrics()
+	daneMetrics.verifications.WithLabelValues("refused", string(reason)).Inc()
+}
