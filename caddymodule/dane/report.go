@@ -373,6 +373,10 @@ func (lr *LookupReport) WriteText(w io.Writer, trace bool) error {
 		b.WriteString(c + "\n")
 	}
 	for _, rr := range lr.Records {
+		if lr.Status != dnssec.Secure.String() {
+			// As delv: data that did not validate is shown commented out.
+			b.WriteString("; ")
+		}
 		b.WriteString(rr + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
