@@ -82,11 +82,11 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 		}
 	}
 	if res.Status != dnssec.Secure || res.Err != nil {
-		return nil, &Refusal{Reason: reasonForLookup(res), Owner: owner, Status: res.Status,
+		return nil, &Refusal{Reason: reasonForLookup(res), Owner: owner, Status: res.Status, Result: res,
 			EDE: res.EDE, Records: set.Records, Err: res.Err}
 	}
 	if len(set.Records) == 0 {
-		return nil, &Refusal{Reason: ReasonNoTLSA, Owner: owner, Status: res.Status,
+		return nil, &Refusal{Reason: ReasonNoTLSA, Owner: owner, Status: res.Status, Result: res,
 			Err: fmt.Errorf("no TLSA records at %s (rcode %s)", owner, dns.RcodeToString[res.Rcode])}
 	}
 	return set, nil
@@ -109,7 +109,7 @@ func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []
 		CheckEENames: a.CheckEENames,
 	})
 	if err != nil {
-		return nil, &Refusal{Reason: reasonForMatch(err), Owner: set.Owner, Status: set.Result.Status,
+		return nil, &Refusal{Reason: reasonForMatch(err), Owner: set.Owner, Status: set.Result.Status, Result: set.Result,
 			Records: set.Records, Err: err}
 	}
 	return m, nil

@@ -42,6 +42,10 @@ type Refusal struct {
 	EDE     uint16        // RFC 8914 code for DNSSEC failures, 0 if none
 	Records []tlsa.Record // the TLSA records seen (may be empty)
 	Err     error         // the underlying typed error from tlsa, dnssec or resolver
+
+	// Result is the DNSSEC lookup behind the refusal (chain of trust,
+	// cache flag), or nil when the refusal came before any lookup.
+	Result *dnssec.Result
 }
 
 func (r *Refusal) Error() string {
