@@ -33,6 +33,15 @@ type Authenticator struct {
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Refresh, when set, validates the TLSA RRset at owner afresh,
+	// bypassing every cache. Lookup calls it in the background when a
+	// cached set has less than a tenth of its lifetime left (prefetch, as
+	// Unbound's prefetch: yes), so that a busy upstream never waits on DNS.
+	// nil disables prefetch: a set is then looked up again once expired.
+	Refresh func(ctx context.Context, owner string) *dnssec.Result
+
+	sets setCache // parsed Secure sets by host and port
 }
 
 // TLSASet is a TLSA RRset that DNSSEC proved Secure, ready for matching.
@@ -66,7 +75,20 @@ func ValidateName(host string) error {
 
 // Lookup finds the DNSSEC-secure TLSA RRset for host:port. Any outcome other
 // than a Secure, non-empty RRset is returned as a *Refusal.
+//
+// Secure sets are kept, parsed, for as long as the validator may use the
+// RRset (min of TTLs and signature expiry): a warm lookup does no DNS, no
+// validation and no decoding. The returned set is shared between callers
+// and must not be modified; on a cache hit its Result is the one that
+// filled the cache, marked Cached.
 func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLSASet, error) {
+	now := a.now()
+	if e := a.sets.get(host, port, now); e != nil {
+		if a.Refresh != nil && !now.Before(e.prefetchAt) && e.refreshing.CompareAndSwap(false, true) {
+			go a.prefetch(host, port)
+		}
+		return e.set, nil
+	}
 	if err := ValidateName(host); err != nil {
 		return nil, &Refusal{Reason: ReasonNoName, Err: err}
 	}
@@ -74,7 +96,29 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 		return nil, &Refusal{Reason: ReasonNoName, Err: fmt.Errorf("invalid port %d", port)}
 	}
 	owner := Owner(host, port)
-	res := a.Validator.Lookup(ctx, owner, dns.TypeTLSA)
+	set, err := newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA))
+	if err == nil {
+		a.sets.put(host, port, set, now)
+	}
+	return set, err
+}
+
+// prefetch replaces the cached set for host:port with a freshly validated
+// one. If the refresh fails, the cached set stays until it expires; the
+// next ordinary lookup then decides, and says why.
+func (a *Authenticator) prefetch(host string, port int) {
+	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+	defer cancel()
+	now := a.now()
+	owner := Owner(host, port)
+	if set, err := newTLSASet(host, owner, a.Refresh(ctx, owner)); err == nil {
+		a.sets.put(host, port, set, now)
+	}
+}
+
+// newTLSASet turns the validator's result into a set, or a *Refusal for
+// anything but a Secure, non-empty RRset.
+func newTLSASet(host, owner string, res *dnssec.Result) (*TLSASet, error) {
 	set := &TLSASet{Owner: owner, Base: dns.CanonicalName(host), Result: res}
 	for _, rr := range res.RRset {
 		if t, ok := rr.(*dns.TLSA); ok {
@@ -92,20 +136,23 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 	return set, nil
 }
 
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
 // Verify matches a presented chain (leaf first) against set. names are the
 // reference identifiers: the TLSA base domain and the name the upstream was
 // configured with (RFC 7671 §5.2.2, §7).
 func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
 	m, err := tlsa.Verify(tlsa.Options{
 		Chain:        chain,
 		Records:      set.Records,
 		Names:        names,
 		Roots:        a.Roots,
-		Time:         now(),
+		Time:         a.now(),
 		CheckEENames: a.CheckEENames,
 	})
 	if err != nil {
