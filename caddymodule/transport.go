@@ -139,9 +139,13 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	validator, err := t.DANE.newValidator()
+	vcfg, err := t.DANE.validatorConfig()
 	if err != nil {
 		return err
+	}
+	validator, err := dnssec.New(vcfg)
+	if err != nil {
+		return fmt.Errorf("dane: %v", err)
 	}
 	if err := registerDANEMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("dane: registering metrics: %v", err)
@@ -166,6 +170,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		Validator:    validator,
 		Roots:        t.tlsBase.RootCAs,
 		CheckEENames: t.DANE.CheckNames,
+		Refresh:      freshLookup(vcfg, time.Duration(t.DANE.Timeout)),
 	}
 	t.handshake = time.Duration(t.TLS.HandshakeTimeout)
 	if t.handshake <= 0 {
@@ -275,13 +280,43 @@ func (t *Transport) checkStaticUpstreams(ctx caddy.Context) error {
 // newValidator builds the DNSSEC validator and the resolver client it
 // queries from the options. Every error names the offending option.
 func (o *Options) newValidator() (*dnssec.Validator, error) {
-	servers, err := o.servers()
+	cfg, err := o.validatorConfig()
 	if err != nil {
 		return nil, err
 	}
+	v, err := dnssec.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dane: %v", err)
+	}
+	return v, nil
+}
+
+// freshLookup validates a TLSA RRset with a validator of its own, whose
+// cache starts empty: the authenticator's prefetch, which must not be
+// answered from the cache it is about to refresh.
+func freshLookup(cfg dnssec.Config, timeout time.Duration) func(context.Context, string) *dnssec.Result {
+	cfg.CacheSize = 64 // one chain of trust
+	return func(ctx context.Context, owner string) *dnssec.Result {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		v, err := dnssec.New(cfg)
+		if err != nil {
+			return &dnssec.Result{Name: owner, Type: dns.TypeTLSA, Status: dnssec.Indeterminate, Err: err}
+		}
+		return v.Lookup(ctx, owner, dns.TypeTLSA)
+	}
+}
+
+// validatorConfig checks the options, applies their defaults and returns
+// the validator's configuration.
+func (o *Options) validatorConfig() (dnssec.Config, error) {
+	servers, err := o.servers()
+	if err != nil {
+		return dnssec.Config{}, err
+	}
 	timeout := time.Duration(o.Timeout)
 	if timeout < 0 {
-		return nil, fmt.Errorf("dane: timeout must not be negative: %s", timeout)
+		return dnssec.Config{}, fmt.Errorf("dane: timeout must not be negative: %s", timeout)
 	}
 	if timeout == 0 {
 		timeout = defaultLookupTimeout
@@ -289,7 +324,7 @@ func (o *Options) newValidator() (*dnssec.Validator, error) {
 	}
 	try := time.Duration(o.QueryTimeout)
 	if try < 0 {
-		return nil, fmt.Errorf("dane: query_timeout must not be negative: %s", try)
+		return dnssec.Config{}, fmt.Errorf("dane: query_timeout must not be negative: %s", try)
 	}
 	if try == 0 {
 		// Half the overall budget at most, so that a silent resolver
@@ -298,35 +333,31 @@ func (o *Options) newValidator() (*dnssec.Validator, error) {
 		o.QueryTimeout = caddy.Duration(try)
 	}
 	if try > timeout {
-		return nil, fmt.Errorf("dane: query_timeout %s is longer than timeout %s: one silent resolver would use the whole lookup budget, leaving none to ask the next", try, timeout)
+		return dnssec.Config{}, fmt.Errorf("dane: query_timeout %s is longer than timeout %s: one silent resolver would use the whole lookup budget, leaving none to ask the next", try, timeout)
 	}
 	if o.CacheSize < 0 {
-		return nil, fmt.Errorf("dane: cache_size must not be negative: %d", o.CacheSize)
+		return dnssec.Config{}, fmt.Errorf("dane: cache_size must not be negative: %d", o.CacheSize)
 	}
 	var anchors []dns.RR
 	if o.TrustAnchorFile != "" {
 		f, err := os.Open(o.TrustAnchorFile)
 		if err != nil {
-			return nil, fmt.Errorf("dane: trust_anchor_file: %v", err)
+			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file: %v", err)
 		}
 		anchors, err = dnssec.ParseAnchors(f, ".")
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("dane: trust_anchor_file %s: %v", o.TrustAnchorFile, err)
+			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file %s: %v", o.TrustAnchorFile, err)
 		}
 		if len(anchors) == 0 {
-			return nil, fmt.Errorf("dane: trust_anchor_file %s holds no DS or DNSKEY records", o.TrustAnchorFile)
+			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file %s holds no DS or DNSKEY records", o.TrustAnchorFile)
 		}
 	}
-	v, err := dnssec.New(dnssec.Config{
+	return dnssec.Config{
 		Exchanger: &resolver.Client{Servers: servers, Timeout: try},
 		Anchors:   anchors,
 		CacheSize: o.CacheSize,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dane: %v", err)
-	}
-	return v, nil
+	}, nil
 }
 
 func (o *Options) servers() ([]string, error) {
