@@ -48,8 +48,8 @@ const upstreamName = "api.bench.test"
 func main() {
 	var (
 		caddyBin = flag.String("caddy", "", "caddy binary built from ./cmd/caddy (required)")
-		rounds   = flag.Int("rounds", 4, "rounds per mode (≥3); odd rounds run the sides in swapped order")
-		dur      = flag.Duration("duration", 5*time.Second, "wrk duration per run (whole seconds)")
+		rounds   = flag.Int("rounds", 6, "rounds per mode (≥3); odd rounds run the sides in swapped order")
+		dur      = flag.Duration("duration", 3*time.Second, "wrk duration per run (whole seconds)")
 		conns    = flag.Int("conns", 32, "wrk connections")
 		proxyCPU = flag.String("proxy-cpu", "1", "cpu list for the proxies under test")
 		loadCPU  = flag.String("load-cpu", "0", "cpu list for wrk (this program, the upstream and DNS should run there too)")
@@ -113,14 +113,14 @@ func main() {
 				if mode == "handshake" {
 					port = s.hsPort
 				}
-				before := up.conns.Load()
+				before, beforeH2 := up.conns.Load(), up.h2.Load()
 				w, err := runWrk(*loadCPU, fmt.Sprintf("http://127.0.0.1:%d/", port), *conns, *dur)
 				must(err, mode+" "+s.name)
 				run := runResult{Mode: mode, Round: r + 1, Side: s.name, RPS: w.RPS, P50: w.P50, P99: w.P99,
-					Errors: w.Errors, UpstreamConns: up.conns.Load() - before, Load: loadavg()}
+					Errors: w.Errors, UpstreamConns: up.conns.Load() - before, UpstreamH2: up.h2.Load() - beforeH2, Load: loadavg()}
 				rep.Runs = append(rep.Runs, run)
-				fmt.Fprintf(os.Stderr, "%-9s round %d %-7s %8.0f req/s  p50 %-9v p99 %-9v upstream conns %-6d errors %d  load %s\n",
-					mode, r+1, s.name, w.RPS, w.P50, w.P99, run.UpstreamConns, w.Errors, run.Load)
+				fmt.Fprintf(os.Stderr, "%-9s round %d %-7s %8.0f req/s  p50 %-9v p99 %-9v upstream conns %-6d h2 requests %-7d errors %d  load %s\n",
+					mode, r+1, s.name, w.RPS, w.P50.Round(time.Microsecond), w.P99.Round(time.Microsecond), run.UpstreamConns, run.UpstreamH2, w.Errors, run.Load)
 			}
 		}
 		for _, s := range sides {

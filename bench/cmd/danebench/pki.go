@@ -83,6 +83,7 @@ func newPKI(dir, name string) (*pki, error) {
 type upstream struct {
 	port  int
 	conns atomic.Int64
+	h2    atomic.Int64 // requests over HTTP/2
 	srv   *http.Server
 }
 
@@ -95,6 +96,9 @@ func startUpstream(p *pki) (*upstream, error) {
 	body := []byte("hello from the upstream\n")
 	u.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 {
+				u.h2.Add(1)
+			}
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = w.Write(body)
 		}),

@@ -15,6 +15,7 @@ type runResult struct {
 	P50, P99      time.Duration
 	Errors        int64
 	UpstreamConns int64 // TLS connections the upstream accepted during the run
+	UpstreamH2    int64 // requests the upstream received over HTTP/2
 	Load          string
 }
 
