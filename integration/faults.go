@@ -25,14 +25,14 @@ import (
 type dnsFault int32
 
 const (
-	faultNone      dnsFault = iota
-	faultDrop               // no answer at all
-	faultSlow               // answer after faultSlowDelay
-	faultServfail           // SERVFAIL
-	faultTruncTCP           // UDP: empty TC=1 answer; TCP: connection closed unanswered
-	faultStripSigs          // RRSIGs removed from every answer
-	faultSpoofTLSA          // TLSA answered by a spoofer: attacker's key, no RRSIG, AD set
-	faultForeignKeys        // DNSKEY and TLSA from the attacker's own signed copy of the zone
+	faultNone        dnsFault = iota
+	faultDrop                 // no answer at all
+	faultSlow                 // answer after faultSlowDelay
+	faultServfail             // SERVFAIL
+	faultTruncTCP             // UDP: empty TC=1 answer; TCP: connection closed unanswered
+	faultStripSigs            // RRSIGs removed from every answer
+	faultSpoofTLSA            // TLSA answered by a spoofer: attacker's key, no RRSIG, AD set
+	faultForeignKeys          // DNSKEY and TLSA from the attacker's own signed copy of the zone
 )
 
 // faultSlowDelay is beyond any query timeout the suite configures.
