@@ -451,7 +451,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 
 	// The connection is trusted as long as the TLSA result it is verified
 	// against: its lifetime is capped there (keepalive.go).
-	expires := time.Now().Add(set.Result.TTL)
+	expires := set.Expires
 	conn, err := t.Transport.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err // already a DialError from Caddy's dialer

@@ -50,6 +50,11 @@ type TLSASet struct {
 	Base    string        // TLSA base domain, "api.example."
 	Records []tlsa.Record // every record in the RRset, usable or not
 	Result  *dnssec.Result
+
+	// Expires is when the proof behind this set stops being valid:
+	// lookup time + Result.TTL (TTLs, original TTL, RRSIG expiry). It is
+	// absolute because a cached set is handed out for the rest of its life.
+	Expires time.Time
 }
 
 // Owner returns the TLSA owner name for a TCP service (RFC 6698 §3,
@@ -96,7 +101,7 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 		return nil, &Refusal{Reason: ReasonNoName, Err: fmt.Errorf("invalid port %d", port)}
 	}
 	owner := Owner(host, port)
-	set, err := newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA))
+	set, err := newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA), now)
 	if err == nil {
 		a.sets.put(host, port, set, now)
 	}
@@ -111,15 +116,15 @@ func (a *Authenticator) prefetch(host string, port int) {
 	defer cancel()
 	now := a.now()
 	owner := Owner(host, port)
-	if set, err := newTLSASet(host, owner, a.Refresh(ctx, owner)); err == nil {
+	if set, err := newTLSASet(host, owner, a.Refresh(ctx, owner), now); err == nil {
 		a.sets.put(host, port, set, now)
 	}
 }
 
 // newTLSASet turns the validator's result into a set, or a *Refusal for
 // anything but a Secure, non-empty RRset.
-func newTLSASet(host, owner string, res *dnssec.Result) (*TLSASet, error) {
-	set := &TLSASet{Owner: owner, Base: dns.CanonicalName(host), Result: res}
+func newTLSASet(host, owner string, res *dnssec.Result, now time.Time) (*TLSASet, error) {
+	set := &TLSASet{Owner: owner, Base: dns.CanonicalName(host), Result: res, Expires: now.Add(res.TTL)}
 	for _, rr := range res.RRset {
 		if t, ok := rr.(*dns.TLSA); ok {
 			set.Records = append(set.Records, FromRR(t))
