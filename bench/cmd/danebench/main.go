@@ -57,6 +57,7 @@ func main() {
 		delv     = flag.Bool("delv", true, "compare cold validation with BIND delv through real NSD + Unbound")
 		delvRuns = flag.Int("delv-runs", 15, "runs per tool in the delv comparison")
 		jsonOut  = flag.String("json", "", "also write the raw results here")
+		modes    = flag.String("modes", "keepalive,handshake", "which load modes to run, comma-separated")
 	)
 	flag.Parse()
 	if *caddyBin == "" || *rounds < 1 || *rounds > 20 {
@@ -103,6 +104,9 @@ func main() {
 	}
 
 	for _, mode := range []string{"keepalive", "handshake"} {
+		if !slices.Contains(strings.Split(*modes, ","), mode) {
+			continue
+		}
 		for r := 0; r < *rounds; r++ {
 			order := slices.Clone(sides)
 			if r%2 == 1 {

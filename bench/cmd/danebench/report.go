@@ -106,6 +106,9 @@ func (r *report) print(w io.Writer) {
 	p99 := func(x runResult) float64 { return float64(x.P99) }
 	for _, m := range []struct{ mode, label string }{{"keepalive", "keep-alive"}, {"handshake", "new TLS handshake per request"}} {
 		ab, aa := r.ratios(m.mode, rps)
+		if len(ab) == 0 {
+			continue
+		}
 		fmt.Fprintf(w, "%-44s %-34s %-34s\n", "req/s, "+m.label, spreadOf(ab), spreadOf(aa))
 		ab, aa = r.ratios(m.mode, p99)
 		fmt.Fprintf(w, "%-44s %-34s %-34s\n", "p99 latency, "+m.label, spreadOf(ab), spreadOf(aa))
@@ -124,6 +127,9 @@ func (r *report) print(w io.Writer) {
 					reqs = append(reqs, run.RPS)
 					errs += run.Errors
 				}
+			}
+			if len(rps) == 0 {
+				continue
 			}
 			fmt.Fprintf(w, "  %-9s %-7s %8.0f req/s (min %.0f, max %.0f)  p50 %-9v p99 %-9v upstream conns/run %.0f  errors %d\n",
 				mode, side, spreadOf(rps).Median, spreadOf(rps).Min, spreadOf(rps).Max,
