@@ -73,7 +73,8 @@ func benchSetup(tb testing.TB, delay time.Duration) (*Authenticator, *countingEx
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 
 	parent, child := zonekit.NewZone("test."), zonekit.NewZone("example.test.")
-	child.MustAdd("_443._tcp." + benchHost + ". 3600 IN TLSA 3 1 1 " + hex.EncodeToString(sum[:]))
+	child.MustAdd("_443._tcp."+benchHost+". 3600 IN TLSA 3 1 1 "+hex.EncodeToString(sum[:]),
+		"_8443._tcp."+benchHost+". 3600 IN TLSA 3 1 1 "+hex.EncodeToString(sum[:]))
 	if err := child.Sign(now.Add(-24*time.Hour), now.Add(24*time.Hour)); err != nil {
 		tb.Fatal(err)
 	}
@@ -304,5 +305,30 @@ func TestCachedSetPrefetchAndExpiry(t *testing.T) {
 	lookup()
 	if got := tlsaQueries(); got != 3 {
 		t.Errorf("%d TLSA queries once everything expired, want 3", got)
+	}
+}
+
+// The validated DNSKEY and DS RRsets of a zone serve every owner in it: a
+// second upstream in example.test. costs one TLSA query, nothing more.
+func TestKeysSharedAcrossOwners(t *testing.T) {
+	a, ex, chain := benchSetup(t, 0)
+	for _, port := range []int{443, 8443} {
+		set, err := a.Lookup(context.Background(), benchHost, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Verify(set, chain, benchNames); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	for k, n := range ex.n {
+		if n != 1 {
+			t.Errorf("%s queried %d times, want 1", k, n)
+		}
+	}
+	if len(ex.n) != 5 {
+		t.Errorf("queries %v, want two TLSA and one each of DNSKEY test., DS and DNSKEY example.test.", ex.n)
 	}
 }
