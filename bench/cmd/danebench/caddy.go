@@ -94,20 +94,21 @@ func cleanup() {
 // side is one Caddy instance under test: a keep-alive listener and a
 // `keepalive off` listener, both proxying to the same upstream.
 type side struct {
-	name    string // "stock-1", "stock-2", "dane"
-	dane    bool
-	kaPort  int
-	hsPort  int
-	cmd     *exec.Cmd
-	vmHWMKA int64 // kB, after the keep-alive phase
-	vmHWMHS int64 // kB, at the end
-	logPath string
+	name      string // "stock-1", "stock-2", "dane"
+	dane      bool
+	kaPort    int
+	hsPort    int
+	adminPort int // admin endpoint, with -pprof only
+	cmd       *exec.Cmd
+	vmHWMKA   int64 // kB, after the keep-alive phase
+	logPath   string
 }
 
 type env struct {
 	dir, caddy, dnsAddr, anchors, sni string
 	up                                *upstream
 	pki                               *pki
+	pprof                             bool // admin endpoint on, for /debug/pprof
 }
 
 // transport returns the reverse_proxy transport of a side: stock Caddy
@@ -145,8 +146,12 @@ func (e *env) config(s *side) ([]byte, error) {
 			"automatic_https": map[string]any{"disable": true},
 		}
 	}
+	admin := map[string]any{"disabled": true}
+	if e.pprof {
+		admin = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", s.adminPort)}
+	}
 	return json.Marshal(map[string]any{
-		"admin": map[string]any{"disabled": true},
+		"admin": admin,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
 			"writer": map[string]any{"output": "file", "filename": s.logPath},
 			"level":  "WARN",
@@ -166,6 +171,9 @@ func (e *env) start(s *side, cpu string) error {
 		return err
 	}
 	if s.hsPort, err = freePort(); err != nil {
+		return err
+	}
+	if s.adminPort, err = freePort(); err != nil {
 		return err
 	}
 	s.logPath = filepath.Join(e.dir, s.name+".log")

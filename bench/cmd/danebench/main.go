@@ -57,6 +57,7 @@ func main() {
 		delv     = flag.Bool("delv", true, "compare cold validation with BIND delv through real NSD + Unbound")
 		delvRuns = flag.Int("delv-runs", 15, "runs per tool in the delv comparison")
 		jsonOut  = flag.String("json", "", "also write the raw results here")
+		pprofDir = flag.String("pprof", "", "write a CPU profile of each side under keep-alive load to this directory (enables Caddy's admin endpoint on loopback)")
 		modes    = flag.String("modes", "keepalive,handshake", "which load modes to run, comma-separated")
 	)
 	flag.Parse()
@@ -87,7 +88,7 @@ func main() {
 	must(err, "dns")
 	defer dnsSrv.Close()
 
-	e := &env{dir: dir, caddy: *caddyBin, dnsAddr: dnsAddr, anchors: anchors, sni: upstreamName, up: up, pki: p}
+	e := &env{dir: dir, caddy: *caddyBin, dnsAddr: dnsAddr, anchors: anchors, sni: upstreamName, up: up, pki: p, pprof: *pprofDir != ""}
 	rep := &report{Rounds: *rounds, Duration: dur.String(), Conns: *conns, Start: loadavg()}
 
 	sides := []*side{{name: "stock-1"}, {name: "stock-2"}, {name: "dane", dane: true}}
@@ -103,6 +104,11 @@ func main() {
 		}
 	}
 
+	if *pprofDir != "" {
+		for _, s := range sides {
+			must(profile(s, *loadCPU, *conns, *pprofDir), "profiling "+s.name)
+		}
+	}
 	for _, mode := range []string{"keepalive", "handshake"} {
 		if !slices.Contains(strings.Split(*modes, ","), mode) {
 			continue
@@ -264,4 +270,28 @@ func loadavg() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:3], " ")
+}
+
+// profile takes a 4-second CPU profile of s while wrk drives its
+// keep-alive listener.
+func profile(s *side, cpu string, conns int, dir string) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := runWrk(cpu, fmt.Sprintf("http://127.0.0.1:%d/", s.kaPort), conns, 6*time.Second)
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=4", s.adminPort))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, s.name+".pprof"), b, 0o644); err != nil {
+		return err
+	}
+	return <-done
 }

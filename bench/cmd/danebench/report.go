@@ -137,7 +137,7 @@ func (r *report) print(w io.Writer) {
 				spreadOf(conns).Median, errs)
 		}
 	}
-	if len(r.RSS) == 3 {
+	if len(r.RSS) == 3 && r.RSS[0].VmHWMKeepAliveKB > 0 {
 		base := float64(r.RSS[0].VmHWMKeepAliveKB)
 		fmt.Fprintln(w, "\npeak RSS (VmHWM) after the keep-alive phase:")
 		for _, s := range r.RSS {
