@@ -105,6 +105,7 @@ func main() {
 	}
 
 	if *pprofDir != "" {
+		must(os.MkdirAll(*pprofDir, 0o755), "pprof dir")
 		for _, s := range sides {
 			must(profile(s, *loadCPU, *conns, *pprofDir), "profiling "+s.name)
 		}

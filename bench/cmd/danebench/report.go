@@ -116,7 +116,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "\nabsolute medians:")
 	for _, mode := range []string{"keepalive", "handshake"} {
 		for _, side := range []string{"stock-1", "stock-2", "dane"} {
-			var rps, p50, p99, conns, reqs []float64
+			var rps, p50, p99, conns []float64
 			var errs int64
 			for _, run := range r.Runs {
 				if run.Mode == mode && run.Side == side {
@@ -124,7 +124,6 @@ func (r *report) print(w io.Writer) {
 					p50 = append(p50, float64(run.P50))
 					p99 = append(p99, float64(run.P99))
 					conns = append(conns, float64(run.UpstreamConns))
-					reqs = append(reqs, run.RPS)
 					errs += run.Errors
 				}
 			}
