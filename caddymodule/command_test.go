@@ -489,7 +489,8 @@ func TestLookup(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &lr); err != nil {
 		t.Fatal(err)
 	}
-	if code != 1 || lr.Rcode != "NXDOMAIN" || len(lr.Records) != 0 {
+	// RFC 4035 §5.4: an NXDOMAIN proven by NSEC is a secure answer.
+	if code != 0 || lr.Status != "secure" || lr.Rcode != "NXDOMAIN" || len(lr.Records) != 0 {
 		t.Errorf("NXDOMAIN: status %d %+v", code, lr)
 	}
 

@@ -91,6 +91,15 @@ func wellTyped(rr dns.RR) bool {
 	case dns.TypeCNAME:
 		_, ok := rr.(*dns.CNAME)
 		return ok
+	case dns.TypeNSEC:
+		_, ok := rr.(*dns.NSEC)
+		return ok
+	case dns.TypeNSEC3:
+		_, ok := rr.(*dns.NSEC3)
+		return ok
+	case dns.TypeSOA:
+		_, ok := rr.(*dns.SOA)
+		return ok
 	}
 	return true
 }

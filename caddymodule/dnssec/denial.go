@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -11,17 +12,86 @@ import (
 // Answers that rest on the non-existence of something — NXDOMAIN, NODATA,
 // and RRsets synthesized from a wildcard — are Secure only with an NSEC
 // (RFC 4035 §5.4) or NSEC3 (RFC 5155 §8) proof from the zone that is
-// authoritative for the name. This file decides what such an answer is
-// worth; the proofs themselves are checked by the code for each kind of
-// denial record.
+// authoritative for the name. This file authenticates the proof records
+// of a response and hands them to nsec.go or nsec3.go, which decide what
+// they prove (Unbound's validate_nodata_response, validate_nameerror_response
+// and validate_positive_response).
 
-// validateDenial classifies an NXDOMAIN or NODATA response. The zone is
+// proof is the authenticated denial records of one response.
+type proof struct {
+	nsec  []*dns.NSEC
+	nsec3 []*dns.NSEC3
+	ttl   time.Duration // least lifetime of the RRsets authenticated
+}
+
+// collectProof authenticates, with the zone's keys, every NSEC and NSEC3
+// RRset in the authority section that belongs to zone, and the zone's SOA
+// if present. Like Unbound, a proof RRset that fails to verify makes the
+// whole response Bogus; records of other zones are ignored.
+func (v *Validator) collectProof(w *work, m *dns.Msg, zone string, ke *keyEntry, set string, now time.Time) (*proof, error) {
+	type group struct {
+		owner string
+		t     uint16
+	}
+	var groups []group
+	seen := make(map[group]bool)
+	for _, rr := range m.Ns {
+		h := rr.Header()
+		if h.Class != dns.ClassINET || !wellTyped(rr) {
+			continue
+		}
+		owner := dns.CanonicalName(h.Name)
+		t := h.Rrtype
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			t = sig.TypeCovered
+		}
+		if !dns.IsSubDomain(zone, owner) || (t != dns.TypeNSEC && t != dns.TypeNSEC3 && !(t == dns.TypeSOA && owner == zone)) {
+			continue
+		}
+		if g := (group{owner, t}); !seen[g] {
+			seen[g] = true
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) > v.limits.MaxDenialRRsets+1 {
+		return nil, indeterminatef(set, ErrLimitExceeded, "%d denial RRsets in one response, more than %d", len(groups), v.limits.MaxDenialRRsets)
+	}
+	p := &proof{ttl: maxTTL}
+	for _, g := range groups {
+		sec := extract(m.Ns, g.owner, g.t)
+		if len(sec.rrset) == 0 {
+			continue // RRSIGs without their RRset prove nothing
+		}
+		gset := rrsetName(g.owner, g.t)
+		sig, _, err := v.verifyRRset(w, gset, sec.rrset, sec.sigs, ke.keys, zone, now)
+		if err != nil {
+			if b, ok := err.(*BogusError); ok {
+				return nil, &BogusError{RRset: set, EDE: b.EDE, Reason: fmt.Sprintf("denial of %s: %s", set, b.Reason)}
+			}
+			return nil, err
+		}
+		p.ttl = min(p.ttl, rrsetTTL(sec.rrset, sig, now))
+		for _, rr := range sec.rrset {
+			switch rr := rr.(type) {
+			case *dns.NSEC:
+				p.nsec = append(p.nsec, rr)
+			case *dns.NSEC3:
+				p.nsec3 = append(p.nsec3, rr)
+			case *dns.SOA:
+				// RFC 2308 §5: negative answers live for min(SOA TTL, MINIMUM).
+				p.ttl = min(p.ttl, time.Duration(rr.Minttl)*time.Second)
+			}
+		}
+	}
+	return p, nil
+}
+
+// validateDenial validates an NXDOMAIN or NODATA response. The zone is
 // taken from the SOA in the authority section (it must enclose the name,
 // and for DS be strictly above it, RFC 4035 §3.1.4.1). If the chain of
-// trust proves that zone insecure, so is the answer; if the zone is
-// signed, a response without any NSEC, NSEC3 or RRSIG is bogus
-// (Unbound's "NSEC Missing"); a response carrying a proof is not yet
-// accepted as Secure.
+// trust proves that zone insecure, so is the answer; otherwise the NSEC or
+// NSEC3 records signed by the zone must prove the denial (Secure, with an
+// empty RRset), or prove an unsigned delegation or opt-out span (Insecure).
 func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qtype uint16, kind responseKind, m *dns.Msg) *Result {
 	set := rrsetName(name, qtype)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode}
@@ -31,17 +101,14 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 		r.Err = indeterminatef(set, nil, "%s, and no trust anchor at or above %s", what, name)
 		return finish(r)
 	}
-	zone, proof := "", false
+	zone := ""
 	for _, rr := range m.Ns {
 		h := rr.Header()
-		switch h.Rrtype {
-		case dns.TypeSOA:
+		if h.Rrtype == dns.TypeSOA && h.Class == dns.ClassINET {
 			owner := dns.CanonicalName(h.Name)
 			if isAncestorOrSelf(owner, name) && isAncestorOrSelf(anchor, owner) && !(qtype == dns.TypeDS && owner == name) {
 				zone = owner
 			}
-		case dns.TypeNSEC, dns.TypeNSEC3, dns.TypeRRSIG:
-			proof = true
 		}
 	}
 	if zone == "" {
@@ -50,32 +117,90 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 	}
 	ke := v.zoneKeys(ctx, w, zone)
 	r.Chain, r.Signer = ke.chain, zone
+	now := v.now()
 	switch {
 	case ke.status == Insecure:
-		r.TTL = ke.expires.Sub(v.now())
+		r.TTL = ke.expires.Sub(now)
 		r.Err = &InsecureError{RRset: set, Zone: ke.insecureZone, EDE: edeOf(ke.err),
 			Reason: fmt.Sprintf("%s in insecure zone %s: %s", what, ke.insecureZone, ke.reason)}
+		return finish(r)
 	case ke.status != Secure:
 		r.Err = ke.err
-	case !proof:
-		r.Err = bogusf(set, dns.ExtendedErrorCodeNSECMissing, "%s from signed zone %s without NSEC, NSEC3 or RRSIG", what, zone)
-	default:
-		r.Err = indeterminatef(set, nil, "%s (denial not yet proven)", what)
+		return finish(r)
+	}
+	p, err := v.collectProof(w, m, zone, ke, set, now)
+	if err == nil {
+		err = v.proveDenial(w, p, name, qtype, kind, zone, set)
+	}
+	r.Err = err
+	if p != nil {
+		r.TTL = min(p.ttl, ke.expires.Sub(now))
+	}
+	if err == nil {
+		r.Status = Secure
+		return r
 	}
 	return finish(r)
 }
 
+// proveDenial dispatches to the NSEC or NSEC3 proof for kind. A response
+// carrying NSEC records is judged by them; NSEC3 otherwise.
+func (v *Validator) proveDenial(w *work, p *proof, name string, qtype uint16, kind responseKind, zone, set string) error {
+	switch {
+	case len(p.nsec) > 0:
+		if kind == kindNXDOMAIN {
+			return nsecNameError(p.nsec, name, zone, set)
+		}
+		return nsecNoData(p.nsec, name, qtype, zone, set)
+	case len(p.nsec3) > 0:
+		s, err := v.newNSEC3Set(w, p.nsec3, zone, set)
+		if err != nil {
+			return err
+		}
+		if kind == kindNXDOMAIN {
+			return s.nameError(name)
+		}
+		return s.noData(name, qtype)
+	}
+	return bogusf(set, dns.ExtendedErrorCodeNSECMissing, "no %s: %s from signed zone %s without NSEC or NSEC3", set, kind, zone)
+}
+
 // validateWildcard handles an RRset whose RRSIG shows wildcard expansion
-// (RFC 4035 §5.3.4): it is Secure only together with a proof that the
-// queried name itself does not exist (RFC 4035 §5.4, RFC 5155 §8.8), which
-// is not accepted yet; the wildcard owner is recorded in the result.
-func (v *Validator) validateWildcard(_ context.Context, _ *work, r *Result, sig *dns.RRSIG, _ *dns.Msg) *Result {
+// (RFC 4035 §5.3.4): it is Secure only together with a proof, signed by
+// the same zone, that no closer name than the wildcard matched the query
+// (RFC 4035 §5.4, RFC 5155 §8.8). The wildcard owner is recorded.
+func (v *Validator) validateWildcard(w *work, r *Result, sig *dns.RRSIG, m *dns.Msg, ke *keyEntry) *Result {
 	labels := dns.SplitDomainName(r.Name)
 	r.Wildcard = "*." + strings.Join(labels[len(labels)-int(sig.Labels):], ".") + "."
 	if sig.Labels == 0 {
 		r.Wildcard = "*."
 	}
 	set := rrsetName(r.Name, r.Type)
-	r.Err = indeterminatef(set, nil, "%s from %s: wildcard expansion without denial proof", set, r.Wildcard)
-	return finish(r)
+	now := v.now()
+	p, err := v.collectProof(w, m, r.Signer, ke, set, now)
+	if err == nil {
+		switch {
+		case len(p.nsec) > 0:
+			err = nsecWildcard(p.nsec, r.Name, int(sig.Labels), r.Signer, set)
+		case len(p.nsec3) > 0:
+			var s *nsec3Set
+			if s, err = v.newNSEC3Set(w, p.nsec3, r.Signer, set); err == nil {
+				err = s.wildcard(r.Name, int(sig.Labels))
+			}
+		default:
+			err = bogusf(set, dns.ExtendedErrorCodeNSECMissing, "%s from %s: wildcard expansion without NSEC or NSEC3 proof", set, r.Wildcard)
+		}
+		r.TTL = min(r.TTL, p.ttl)
+	}
+	if err != nil {
+		ttl := r.TTL
+		r.Err = err
+		r = finish(r)
+		if r.Status == Insecure {
+			r.TTL = ttl
+		}
+		return r
+	}
+	r.Status = Secure
+	return r
 }

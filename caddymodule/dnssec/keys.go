@@ -96,6 +96,11 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 			return v.failKeys(zone, parent, dr.Err)
 		case dr.alias != "":
 			return v.failKeys(zone, parent, bogusf(rrsetName(zone, dns.TypeDS), dns.ExtendedErrorCodeDNSBogus, "CNAME at %s, which signs as a zone", zone))
+		case len(dr.RRset) == 0:
+			// A Secure denial of the DS RRset without the NS bit proves
+			// that zone is no zone cut (or does not exist): whatever
+			// claims it as signer is forged.
+			return v.failKeys(zone, parent, bogusf(rrsetName(zone, dns.TypeDS), dns.ExtendedErrorCodeDNSBogus, "%s is provably not a zone cut (DS %s proven), yet it is named as signer", zone, dns.RcodeToString[dr.Rcode]))
 		}
 		for _, rr := range dr.RRset {
 			ds = append(ds, rr.(*dns.DS))

@@ -251,7 +251,23 @@ func (v *Validator) validateAnswer(ctx context.Context, w *work, name string, qt
 		return finish(r)
 	}
 	if len(sec.sigs) == 0 {
-		r.Err = bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s", set)
+		// Unsigned data is Insecure only below a cut proven unsigned.
+		err, chain, ttl := v.provenInsecure(ctx, w, name, qtype, anchor)
+		r.Chain = chain
+		switch err.(type) {
+		case nil:
+			r.Err = bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s", set)
+		case *InsecureError:
+			ie := *err.(*InsecureError)
+			ie.RRset = set
+			r.Err, r.Signer = &ie, ie.Zone
+			r.TTL = ttl
+			for _, rr := range sec.rrset {
+				r.TTL = min(r.TTL, time.Duration(rr.Header().Ttl)*time.Second)
+			}
+		default:
+			r.Err = err
+		}
 		return finish(r)
 	}
 	var signers []string
@@ -314,7 +330,7 @@ func (v *Validator) validateWithSigner(ctx context.Context, w *work, r *Result, 
 	// RFC 4035 §5.3.4: fewer labels in the RRSIG than in the owner name
 	// means the RRset was synthesized from a wildcard.
 	if int(sig.Labels) < dns.CountLabel(r.Name) {
-		return v.validateWildcard(ctx, w, r, sig, m)
+		return v.validateWildcard(w, r, sig, m, ke)
 	}
 	r.Status = Secure
 	return r

@@ -184,10 +184,10 @@ func TestLookup(t *testing.T) {
 			reason: "above the trust anchor test.",
 		},
 		{
-			name:    "unsigned zone under an anchor is not Secure",
-			anchors: tldAnchor, qname: tlsaName, qtype: dns.TypeTLSA, status: Bogus, ede: dns.ExtendedErrorCodeRRSIGsMissing,
+			name:    "unsigned zone under a provably unsigned delegation is Insecure (RFC 4035 §5.2)",
+			anchors: tldAnchor, qname: tlsaName, qtype: dns.TypeTLSA, status: Insecure,
 			hooks:  hooks{beforeDelegate: func(tr *tree) { tr.zone.SetUnsigned(true) }},
-			reason: "no RRSIG over",
+			reason: "NSEC proves example.test. is an unsigned delegation from test.",
 		},
 		{
 			name:    "wrong trust anchor",
@@ -240,23 +240,20 @@ func TestLookup(t *testing.T) {
 			}},
 		},
 		{
-			name:    "NXDOMAIN is not Secure yet",
-			anchors: tldAnchor, qname: "_443._tcp.nope.example.test.", qtype: dns.TypeTLSA, status: Indeterminate,
-			reason: "no _443._tcp.nope.example.test. TLSA: NXDOMAIN (denial not yet proven)",
+			name:    "NXDOMAIN proven by NSEC (RFC 4035 §5.4)",
+			anchors: tldAnchor, qname: "_443._tcp.nope.example.test.", qtype: dns.TypeTLSA, status: Secure,
 		},
 		{
-			name:    "NODATA is not Secure yet",
-			anchors: tldAnchor, qname: "svc.example.test.", qtype: dns.TypeTLSA, status: Indeterminate,
-			reason: "no svc.example.test. TLSA: NODATA (denial not yet proven)",
+			name:    "NODATA proven by NSEC (RFC 4035 §5.4)",
+			anchors: tldAnchor, qname: "svc.example.test.", qtype: dns.TypeTLSA, status: Secure,
 		},
 		{
 			name:    "NXDOMAIN without NSEC from a signed zone (RFC 4035 §5.4)",
 			anchors: tldAnchor, qname: "_443._tcp.nope.example.test.", qtype: dns.TypeTLSA, status: Bogus, ede: dns.ExtendedErrorCodeNSECMissing,
 			hooks: hooks{afterSign: tamperAnswer("_443._tcp.nope.example.test.", dns.TypeTLSA, func(r *dns.Msg) {
-				r.Ns = withoutRRSIGs(r.Ns)
 				var keep []dns.RR
 				for _, rr := range r.Ns {
-					if rr.Header().Rrtype != dns.TypeNSEC {
+					if s, ok := rr.(*dns.RRSIG); (!ok || s.TypeCovered != dns.TypeNSEC) && rr.Header().Rrtype != dns.TypeNSEC {
 						keep = append(keep, rr)
 					}
 				}
@@ -274,8 +271,8 @@ func TestLookup(t *testing.T) {
 			}},
 		},
 		{
-			name:    "unsigned delegation: DS NODATA, not Secure",
-			anchors: tldAnchor, qname: "www.plain.test.", qtype: dns.TypeA, status: Bogus,
+			name:    "unsigned delegation: DS NODATA with NS bit is Insecure",
+			anchors: tldAnchor, qname: "www.plain.test.", qtype: dns.TypeA, status: Insecure,
 			hooks: hooks{beforeSign: func(tr *tree) {
 				plain := zonekit.NewZone("plain.test.")
 				plain.SetUnsigned(true)
@@ -284,12 +281,11 @@ func TestLookup(t *testing.T) {
 				must(nil, plain.Sign(testInception, testExpiration))
 				tr.extra = append(tr.extra, plain)
 			}},
-			reason: "no RRSIG over www.plain.test. A",
+			reason: "plain.test. is an unsigned delegation",
 		},
 		{
-			name:    "wildcard expansion is not Secure without denial (RFC 4035 §5.3.4)",
-			anchors: tldAnchor, qname: "_443._tcp.x.wild.example.test.", qtype: dns.TypeTLSA, status: Indeterminate,
-			reason: "wildcard expansion without denial proof",
+			name:    "wildcard expansion with NSEC proof (RFC 4035 §5.3.4)",
+			anchors: tldAnchor, qname: "_443._tcp.x.wild.example.test.", qtype: dns.TypeTLSA, status: Secure,
 		},
 		{
 			name:    "CNAME loop",
@@ -347,7 +343,7 @@ func TestLookup(t *testing.T) {
 				t.Errorf("error %v, want it to contain %q", r.Err, tt.reason)
 			}
 			if r.Status == Secure {
-				if r.Err != nil || len(r.RRset) == 0 || r.TTL <= 0 {
+				if r.Err != nil || (len(r.RRset) == 0) != (r.Rcode == dns.RcodeNameError || strings.HasPrefix(tt.name, "NODATA")) || r.TTL <= 0 {
 					t.Errorf("secure result: err %v, %d records, ttl %s", r.Err, len(r.RRset), r.TTL)
 				}
 			} else if r.Err == nil {
