@@ -21,7 +21,7 @@ import (
 // zone securely (so its data must be signed), or the error that ended the
 // walk. ttl is how long an Insecure proof holds. For qtype DS the walk
 // stops above name: its DS RRset lives in the parent.
-func (v *Validator) provenInsecure(ctx context.Context, w *work, name string, qtype uint16, anchor string) (err error, chain []ZoneStep, ttl time.Duration) {
+func (v *Validator) provenInsecure(ctx context.Context, w *work, name string, qtype uint16, anchor string) (chain []ZoneStep, ttl time.Duration, err error) {
 	var path []string
 	for n := name; n != anchor && isAncestorOrSelf(anchor, n); n = parentName(n) {
 		if !(qtype == dns.TypeDS && n == name) {
@@ -36,13 +36,13 @@ func (v *Validator) provenInsecure(ctx context.Context, w *work, name string, qt
 		dr := v.lookup(ctx, w, z, dns.TypeDS)
 		switch {
 		case dr.Status == Insecure:
-			return dr.Err, dr.Chain, dr.TTL
+			return dr.Chain, dr.TTL, dr.Err
 		case dr.Status != Secure:
-			return dr.Err, dr.Chain, 0
+			return dr.Chain, 0, dr.Err
 		case dr.alias != "" || len(dr.CNAME) > 0:
-			return bogusf(rrsetName(name, qtype), dns.ExtendedErrorCodeDNSBogus, "%s is a CNAME, so %s cannot hold unsigned data", z, name), dr.Chain, 0
+			return dr.Chain, 0, bogusf(rrsetName(name, qtype), dns.ExtendedErrorCodeDNSBogus, "%s is a CNAME, so %s cannot hold unsigned data", z, name)
 		case dr.Rcode == dns.RcodeNameError:
-			return bogusf(rrsetName(name, qtype), dns.ExtendedErrorCodeDNSBogus, "%s provably does not exist, yet %s was answered", z, rrsetName(name, qtype)), dr.Chain, 0
+			return dr.Chain, 0, bogusf(rrsetName(name, qtype), dns.ExtendedErrorCodeDNSBogus, "%s provably does not exist, yet %s was answered", z, rrsetName(name, qtype))
 		case len(dr.RRset) == 0:
 			continue // proven not a zone cut
 		}
@@ -51,10 +51,10 @@ func (v *Validator) provenInsecure(ctx context.Context, w *work, name string, qt
 		case Secure:
 			chain = ke.chain
 		case Insecure:
-			return &InsecureError{RRset: rrsetName(name, qtype), Zone: ke.insecureZone, EDE: edeOf(ke.err), Reason: ke.reason}, ke.chain, ke.expires.Sub(v.now())
+			return ke.chain, ke.expires.Sub(v.now()), &InsecureError{RRset: rrsetName(name, qtype), Zone: ke.insecureZone, EDE: edeOf(ke.err), Reason: ke.reason}
 		default:
-			return ke.err, ke.chain, 0
+			return ke.chain, 0, ke.err
 		}
 	}
-	return nil, chain, 0
+	return chain, 0, nil
 }

@@ -252,13 +252,13 @@ func (v *Validator) validateAnswer(ctx context.Context, w *work, name string, qt
 	}
 	if len(sec.sigs) == 0 {
 		// Unsigned data is Insecure only below a cut proven unsigned.
-		err, chain, ttl := v.provenInsecure(ctx, w, name, qtype, anchor)
+		chain, ttl, err := v.provenInsecure(ctx, w, name, qtype, anchor)
 		r.Chain = chain
-		switch err.(type) {
+		switch e := err.(type) {
 		case nil:
 			r.Err = bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s", set)
 		case *InsecureError:
-			ie := *err.(*InsecureError)
+			ie := *e
 			ie.RRset = set
 			r.Err, r.Signer = &ie, ie.Zone
 			r.TTL = ttl
