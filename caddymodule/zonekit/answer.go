@@ -36,7 +36,29 @@ func (z *Zone) answer(qname string, qtype uint16, do bool) response {
 		}
 	}
 	soa := func() { add(&r.ns, z.origin, dns.TypeSOA, z.origin) }
+	nsec3 := func(owner string) {
+		if owner == "" || !do {
+			return
+		}
+		for _, old := range r.ns {
+			if old.Header().Rrtype == dns.TypeNSEC3 && old.Header().Name == owner {
+				return
+			}
+		}
+		add(&r.ns, owner, dns.TypeNSEC3, owner)
+	}
+	// ceProof adds the closest encloser proof for name (RFC 5155 §7.2.1)
+	// and returns the closest encloser.
+	ceProof := func(name string) string {
+		ce := z.nsec3Encloser(name)
+		nsec3(z.nsec3Match(ce))
+		nsec3(z.nsec3Cover(nextCloser(ce, name)))
+		return ce
+	}
 	nsec := func(name string) {
+		if z.nsec3p != nil {
+			return
+		}
 		if n := z.covering(name); n != nil && do {
 			for _, old := range r.ns {
 				if old.Header().Rrtype == dns.TypeNSEC && old.Header().Name == n.Hdr.Name {
@@ -61,8 +83,15 @@ func (z *Zone) answer(qname string, qtype uint16, do bool) response {
 
 	if z.exists(qname) {
 		if !hit(qname) {
-			soa() // NODATA, RFC 4035 §3.1.3.1
+			soa() // NODATA, RFC 4035 §3.1.3.1, RFC 5155 §7.2.3, §7.2.4
 			nsec(qname)
+			if z.nsec3p != nil {
+				if m := z.nsec3Match(qname); m != "" {
+					nsec3(m)
+				} else {
+					ceProof(qname) // opted-out delegation, RFC 5155 §7.2.4
+				}
+			}
 		}
 		return r
 	}
@@ -72,19 +101,30 @@ func (z *Zone) answer(qname string, qtype uint16, do bool) response {
 		wildcard = "*."
 	}
 	if z.exists(wildcard) {
-		if hit(wildcard) { // RFC 4035 §3.1.3.3
+		if hit(wildcard) { // RFC 4035 §3.1.3.3, RFC 5155 §7.2.6
 			nsec(qname)
-		} else { // RFC 4035 §3.1.3.4
+			if z.nsec3p != nil {
+				nsec3(z.nsec3Cover(nextCloser(ce, qname)))
+			}
+		} else { // RFC 4035 §3.1.3.4, RFC 5155 §7.2.5
 			soa()
 			nsec(qname)
 			nsec(wildcard)
+			if z.nsec3p != nil {
+				ceProof(qname)
+				nsec3(z.nsec3Match(wildcard))
+			}
 		}
 		return r
 	}
-	r.rcode = dns.RcodeNameError // RFC 4035 §3.1.3.2
+	r.rcode = dns.RcodeNameError // RFC 4035 §3.1.3.2, RFC 5155 §7.2.2
 	soa()
 	nsec(qname)
 	nsec(wildcard)
+	if z.nsec3p != nil {
+		ce := ceProof(qname)
+		nsec3(z.nsec3Cover(wildcardAt(ce)))
+	}
 	return r
 }
 
@@ -103,4 +143,11 @@ func (z *Zone) closestEncloser(qname string) string {
 		}
 	}
 	return n
+}
+
+func wildcardAt(name string) string {
+	if name == "." {
+		return "*."
+	}
+	return "*." + name
 }

@@ -18,12 +18,17 @@ import (
 func (z *Zone) Sign(inception, expiration time.Time) error {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	z.sigs, z.nsec, z.chain = nil, nil, nil
+	z.sigs, z.nsec, z.chain, z.nsec3, z.nsec3chain = nil, nil, nil, nil, nil
+	delete(z.data[z.origin], dns.TypeNSEC3PARAM)
 	if z.unsigned {
 		return nil
 	}
 	z.sigs = make(map[string]map[uint16][]dns.RR)
-	z.buildNSEC()
+	if z.nsec3p != nil {
+		z.buildNSEC3(z.negativeTTL())
+	} else {
+		z.buildNSEC()
+	}
 	for owner, sets := range z.data {
 		for t, set := range sets {
 			if !z.authoritative(owner, t) {
@@ -36,6 +41,11 @@ func (z *Zone) Sign(inception, expiration time.Time) error {
 	}
 	for _, owner := range z.chain {
 		if err := z.signLocked([]dns.RR{z.nsec[owner]}, z.zsk, inception, expiration); err != nil {
+			return err
+		}
+	}
+	for _, owner := range z.nsec3chain {
+		if err := z.signLocked([]dns.RR{z.nsec3[owner]}, z.zsk, inception, expiration); err != nil {
 			return err
 		}
 	}
@@ -100,11 +110,7 @@ func (z *Zone) signLocked(set []dns.RR, key *Key, inception, expiration time.Tim
 // buildNSEC makes the NSEC chain over the authoritative owner names and
 // delegation points (not glue, not empty non-terminals). z.mu held.
 func (z *Zone) buildNSEC() {
-	ttl := uint32(DefaultTTL)
-	if soa := z.data[z.origin][dns.TypeSOA]; len(soa) > 0 {
-		s := soa[0].(*dns.SOA)
-		ttl = min(s.Minttl, s.Hdr.Ttl) // RFC 9077 §3.3
-	}
+	ttl := z.negativeTTL()
 	var owners []string
 	for owner := range z.data {
 		if cut := z.cut(owner); cut == "" || cut == owner {
@@ -145,4 +151,16 @@ func (z *Zone) covering(name string) *dns.NSEC {
 		i = len(z.chain)
 	}
 	return z.nsec[z.chain[i-1]]
+}
+
+// negativeTTL is the TTL of NSEC and NSEC3 records: min(SOA TTL, SOA
+// MINIMUM) (RFC 9077 §3.3). z.mu held.
+func (z *Zone) negativeTTL() uint32 {
+	ttl := uint32(DefaultTTL)
+	if soa := z.data[z.origin][dns.TypeSOA]; len(soa) > 0 {
+		if s, ok := soa[0].(*dns.SOA); ok {
+			ttl = min(s.Minttl, s.Hdr.Ttl)
+		}
+	}
+	return ttl
 }

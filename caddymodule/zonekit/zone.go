@@ -34,6 +34,10 @@ type Zone struct {
 	sigs      map[string]map[uint16][]dns.RR // owner → covered type → RRSIGs
 	nsec      map[string]*dns.NSEC           // owner → NSEC
 	chain     []string                       // NSEC owners in canonical order
+
+	nsec3p     *NSEC3Params           // NSEC3 instead of NSEC when set
+	nsec3      map[string]*dns.NSEC3 // owner → NSEC3
+	nsec3chain []string              // NSEC3 owners in hash order
 }
 
 // NewZone returns an empty zone for origin with an SOA, an NS record
@@ -236,6 +240,11 @@ func (z *Zone) rrset(name string, rrtype uint16) []dns.RR {
 			return []dns.RR{n}
 		}
 		return nil
+	case dns.TypeNSEC3:
+		if n := z.nsec3[name]; n != nil {
+			return []dns.RR{n}
+		}
+		return nil
 	}
 	return z.data[name][rrtype]
 }
@@ -250,6 +259,9 @@ func (z *Zone) Records() []dns.RR {
 		owners[n] = true
 	}
 	for n := range z.nsec {
+		owners[n] = true
+	}
+	for n := range z.nsec3 {
 		owners[n] = true
 	}
 	names := make([]string, 0, len(owners))
@@ -288,6 +300,9 @@ func (z *Zone) types(name string) []uint16 {
 	}
 	if z.nsec[name] != nil {
 		ts = append(ts, dns.TypeNSEC)
+	}
+	if z.nsec3[name] != nil {
+		ts = append(ts, dns.TypeNSEC3)
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
 	return ts
