@@ -35,7 +35,7 @@ type Zone struct {
 	nsec      map[string]*dns.NSEC           // owner → NSEC
 	chain     []string                       // NSEC owners in canonical order
 
-	nsec3p     *NSEC3Params           // NSEC3 instead of NSEC when set
+	nsec3p     *NSEC3Params          // NSEC3 instead of NSEC when set
 	nsec3      map[string]*dns.NSEC3 // owner → NSEC3
 	nsec3chain []string              // NSEC3 owners in hash order
 }
