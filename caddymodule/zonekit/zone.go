@@ -35,6 +35,7 @@ type Zone struct {
 	nsec      map[string]*dns.NSEC           // owner → NSEC
 	chain     []string                       // NSEC owners in canonical order
 
+	extraKeys  []*dns.DNSKEY         // published, not signing (PublishDNSKEY)
 	nsec3p     *NSEC3Params          // NSEC3 instead of NSEC when set
 	nsec3      map[string]*dns.NSEC3 // owner → NSEC3
 	nsec3chain []string              // NSEC3 owners in hash order
@@ -106,6 +107,18 @@ func newKey(origin string, flags uint16, alg uint8) (*Key, error) {
 		return nil, fmt.Errorf("algorithm %d key for %s is not a crypto.Signer", alg, origin)
 	}
 	return &Key{DNSKEY: k, Private: signer}, nil
+}
+
+// PublishDNSKEY adds keys to the zone's DNSKEY RRset without signing with
+// them (pre-published keys, or hostile ones for tests). Call Sign after.
+func (z *Zone) PublishDNSKEY(keys ...*dns.DNSKEY) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, k := range keys {
+		k = dns.Copy(k).(*dns.DNSKEY)
+		k.Hdr.Name = z.origin
+		z.extraKeys = append(z.extraKeys, k)
+	}
 }
 
 // Keys returns the key-signing and zone-signing keys.
@@ -232,7 +245,11 @@ func (z *Zone) rrset(name string, rrtype uint16) []dns.RR {
 	switch rrtype {
 	case dns.TypeDNSKEY:
 		if name == z.origin && !z.unsigned && z.sigs != nil {
-			return []dns.RR{z.ksk.DNSKEY, z.zsk.DNSKEY}
+			set := []dns.RR{z.ksk.DNSKEY, z.zsk.DNSKEY}
+			for _, k := range z.extraKeys {
+				set = append(set, k)
+			}
+			return set
 		}
 		return nil
 	case dns.TypeNSEC:
