@@ -6,6 +6,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 )
 
 // UnmarshalCaddyfile sets up the transport from Caddyfile tokens. Syntax:
@@ -19,6 +21,8 @@ import (
 //	        query_timeout     <duration>
 //	        check_names
 //	        cache_size        <entries>
+//	        on_no_tlsa        refuse|pkix
+//	        follow_cname
 //	    }
 //	    # every subdirective of `transport http`, e.g.
 //	    keepalive         <duration>
@@ -127,6 +131,18 @@ func (o *Options) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("invalid cache_size %q: must be a positive integer", s)
 			}
 			o.CacheSize = n
+		case "on_no_tlsa":
+			if !d.AllArgs(&o.OnNoTLSA) {
+				return d.ArgErr()
+			}
+			if _, err := dane.ParseNoTLSAPolicy(o.OnNoTLSA); err != nil {
+				return d.Err(err.Error())
+			}
+		case "follow_cname":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			o.FollowCNAME = true
 		default:
 			return d.Errf("unrecognized dane option %q", d.Val())
 		}

@@ -111,6 +111,19 @@ type Options struct {
 
 	// Maximum number of validated RRsets kept in the cache. Default: 10000.
 	CacheSize int `json:"cache_size,omitempty"`
+
+	// What to do when the upstream provably has no DANE: its TLSA RRset is
+	// securely denied (NSEC/NSEC3 proof) or its zone is provably insecure.
+	// "refuse" (default) refuses it; "pkix" authenticates it with ordinary
+	// PKIX validation (system roots or tls_trust_pool, the host name).
+	// Bogus or indeterminate DNSSEC is refused either way.
+	OnNoTLSA string `json:"on_no_tlsa,omitempty"`
+
+	// Find the TLSA base domain through the host's CNAME chain when every
+	// hop is DNSSEC-secure (RFC 7671 §7, RFC 7672 §2.2.2): TLSA records at
+	// the final target first, then at the host; both names are accepted
+	// in the certificate.
+	FollowCNAME bool `json:"follow_cname,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -166,7 +179,13 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		base = new(tls.Config)
 	}
 	t.tlsBase = base.Clone()
+	onNoTLSA, err := dane.ParseNoTLSAPolicy(t.DANE.OnNoTLSA)
+	if err != nil {
+		return fmt.Errorf("dane: %v", err)
+	}
 	t.auth = &dane.Authenticator{
+		OnNoTLSA:     onNoTLSA,
+		FollowCNAME:  t.DANE.FollowCNAME,
 		Validator:    validator,
 		Roots:        t.tlsBase.RootCAs,
 		CheckEENames: t.DANE.CheckNames,
@@ -447,6 +466,12 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	observeLookup(set, err, time.Since(lookupStart))
 	if err != nil {
 		return nil, t.refuse(di.String(), err, start)
+	}
+
+	if set.PKIX {
+		t.logger.Info("dane: no TLSA for upstream, authenticating with PKIX (on_no_tlsa pkix)",
+			zap.String("upstream", di.String()), zap.String("tlsa_owner", set.Owner),
+			zap.String("dnssec", set.Result.Status.String()), zap.String("rcode", dns.RcodeToString[set.Result.Rcode]))
 	}
 
 	// The connection is trusted as long as the TLSA result it is verified

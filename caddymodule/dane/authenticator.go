@@ -41,6 +41,17 @@ type Authenticator struct {
 	// nil disables prefetch: a set is then looked up again once expired.
 	Refresh func(ctx context.Context, owner string) *dnssec.Result
 
+	// OnNoTLSA is what to do when the TLSA RRset is provably absent or
+	// its zone provably Insecure; "" is NoTLSARefuse.
+	OnNoTLSA NoTLSAPolicy
+
+	// FollowCNAME makes Lookup find the TLSA base domain as RFC 7671 §7
+	// and RFC 7672 §2.2.2 say: when the host is a CNAME chain whose every
+	// hop is DNSSEC-secure, TLSA records are looked up at the final target
+	// first, then at the original name, and both names are accepted in
+	// the certificate. An insecure hop leaves only the original name.
+	FollowCNAME bool
+
 	sets setCache // parsed Secure sets by host and port
 }
 
@@ -50,6 +61,14 @@ type TLSASet struct {
 	Base    string        // TLSA base domain, "api.example."
 	Records []tlsa.Record // every record in the RRset, usable or not
 	Result  *dnssec.Result
+
+	// PKIX is set when the lookup proved there is no DANE for the host
+	// and the OnNoTLSA policy lets ordinary PKIX authenticate it.
+	PKIX bool
+
+	// Names are more reference identifiers accepted in the certificate
+	// besides the caller's (the other end of a secure CNAME chain).
+	Names []string
 
 	// Expires is when the proof behind this set stops being valid:
 	// lookup time + Result.TTL (TTLs, original TTL, RRSIG expiry). It is
@@ -101,7 +120,27 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 		return nil, &Refusal{Reason: ReasonNoName, Err: fmt.Errorf("invalid port %d", port)}
 	}
 	owner := Owner(host, port)
-	set, err := newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA), now)
+	var alt string
+	if a.FollowCNAME {
+		if target := a.cnameTarget(ctx, host); target != "" && target != dns.CanonicalName(host) {
+			towner := Owner(target, port)
+			res := a.Validator.Lookup(ctx, towner, dns.TypeTLSA)
+			set, err := a.newTLSASet(target, towner, res, now)
+			if err == nil && !set.PKIX {
+				set.Names = []string{dns.CanonicalName(host)}
+				a.sets.put(host, port, set, now)
+				return set, nil
+			}
+			if res.Status == dnssec.Bogus {
+				return nil, err // a bogus target is an attack, not an absence
+			}
+			alt = target
+		}
+	}
+	set, err := a.newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA), now)
+	if err == nil && alt != "" {
+		set.Names = []string{alt}
+	}
 	if err == nil {
 		a.sets.put(host, port, set, now)
 	}
@@ -116,13 +155,22 @@ func (a *Authenticator) prefetch(host string, port int) {
 	defer cancel()
 	now := a.now()
 	owner := Owner(host, port)
-	if set, err := newTLSASet(host, owner, a.Refresh(ctx, owner), now); err == nil {
+	if set, err := a.newTLSASet(host, owner, a.Refresh(ctx, owner), now); err == nil {
 		a.sets.put(host, port, set, now)
 	}
 }
 
 // newTLSASet turns the validator's result into a set, or a *Refusal for
-// anything but a Secure, non-empty RRset.
+// anything but a Secure, non-empty RRset, unless the OnNoTLSA policy lets
+// PKIX stand in for a provable absence of DANE.
+func (a *Authenticator) newTLSASet(host, owner string, res *dnssec.Result, now time.Time) (*TLSASet, error) {
+	set, err := newTLSASet(host, owner, res, now)
+	if err != nil && a.OnNoTLSA == NoTLSAPKIX && provablyNoDANE(res) {
+		return pkixSet(host, owner, res, now), nil
+	}
+	return set, err
+}
+
 func newTLSASet(host, owner string, res *dnssec.Result, now time.Time) (*TLSASet, error) {
 	set := &TLSASet{Owner: owner, Base: dns.CanonicalName(host), Result: res, Expires: now.Add(res.TTL)}
 	for _, rr := range res.RRset {
@@ -152,6 +200,16 @@ func (a *Authenticator) now() time.Time {
 // reference identifiers: the TLSA base domain and the name the upstream was
 // configured with (RFC 7671 §5.2.2, §7).
 func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
+	if len(set.Names) > 0 {
+		names = append(append([]string(nil), names...), set.Names...)
+	}
+	if set.PKIX {
+		m, err := verifyPKIX(chain, a.Roots, names, a.now())
+		if err != nil {
+			return nil, &Refusal{Reason: ReasonPKIX, Owner: set.Owner, Status: set.Result.Status, Result: set.Result, Err: err}
+		}
+		return m, nil
+	}
 	m, err := tlsa.Verify(tlsa.Options{
 		Chain:        chain,
 		Records:      set.Records,

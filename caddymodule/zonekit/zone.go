@@ -99,6 +99,10 @@ func newKey(origin string, flags uint16, alg uint8) (*Key, error) {
 		bits = 384
 	}
 	priv, err := k.Generate(bits)
+	for err == nil && k.KeyTag() == 0 {
+		// miekg/dns refuses to sign with key tag 0 (one key in 65536).
+		priv, err = k.Generate(bits)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("generating algorithm %d key for %s: %w", alg, origin, err)
 	}
