@@ -18,7 +18,11 @@
 //
 // The files follow Unbound's validator: sigcrypt.go checks signatures,
 // keys.go authenticates a zone's DNSKEY RRset (the key cache entries),
-// classify.go sorts responses into kinds, denial.go handles the kinds that
-// need a proof of non-existence, cache.go and flight.go bound the work
-// shared between lookups, and limits.go names the caps on one lookup.
+// classify.go sorts responses into kinds, denial.go authenticates the
+// proofs of non-existence and hands them to nsec.go (RFC 4035 §5.4) or
+// nsec3.go (RFC 5155 §8, RFC 9276 limits), findkey.go walks down from the
+// trust anchor to find the zone cut above unsigned data (Insecure only
+// below a cut proven unsigned), cache.go bounds the work shared between
+// lookups, and limits.go names the caps on one lookup (KeyTrap,
+// CVE-2023-50387; NSEC3 hashing, CVE-2023-50868).
 package dnssec

@@ -15,15 +15,39 @@ import (
 )
 
 var (
-	fuzzOnce sync.Once
-	fuzzTree *tree
+	fuzzOnce  sync.Once
+	fuzzTree  *tree
+	fuzzTree3 *tree // example.test. with NSEC3 opt-out, plain.test. unsigned
 )
 
 // fuzzSeeds returns packed responses from a signed tree: the kinds of
 // message the validator sees.
 func fuzzSeeds(t testing.TB) map[string][]byte {
-	fuzzOnce.Do(func() { fuzzTree = newTree(t, hooks{}) })
+	fuzzOnce.Do(func() {
+		fuzzTree = newTree(t, hooks{})
+		fuzzTree3 = newTree(t, hooks{beforeDelegate: plainDelegation, beforeSign: func(tr *tree) {
+			tr.zone.SetNSEC3(&zonekit.NSEC3Params{Iterations: 1, Salt: "aabbccdd", OptOut: true})
+			tr.tld.SetNSEC3(&zonekit.NSEC3Params{})
+		}})
+	})
 	seeds := map[string][]byte{}
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"_443._tcp.nope.example.test.", dns.TypeTLSA},
+		{"svc.example.test.", dns.TypeTLSA},
+		{"_443._tcp.x.wild.example.test.", dns.TypeTLSA},
+		{"_443._tcp.x.wild.example.test.", dns.TypeA},
+		{"plain.test.", dns.TypeDS},
+		{"_tcp.svc.example.test.", dns.TypeA},
+	} {
+		m, err := fuzzTree3.srv.Exchange(context.Background(), newQuery(q.name, q.qtype))
+		must(t, err)
+		b, err := m.Pack()
+		must(t, err)
+		seeds[fmt.Sprintf("nsec3_%s_%s", strings.Trim(q.name, "."), dns.TypeToString[q.qtype])] = b
+	}
 	for _, q := range []struct {
 		name  string
 		qtype uint16
@@ -84,7 +108,8 @@ func FuzzLookup(f *testing.F) {
 		for _, q := range []struct {
 			name  string
 			qtype uint16
-		}{{tlsaName, dns.TypeTLSA}, {"example.test.", dns.TypeDS}, {"alias.example.test.", dns.TypeA}} {
+		}{{tlsaName, dns.TypeTLSA}, {"example.test.", dns.TypeDS}, {"alias.example.test.", dns.TypeA},
+			{"_443._tcp.nope.example.test.", dns.TypeTLSA}, {"_443._tcp.x.wild.example.test.", dns.TypeTLSA}} {
 			r := v.Lookup(ctx, q.name, q.qtype)
 			if r.Status == Secure {
 				t.Fatalf("fuzzed answer validated: %s", r)
