@@ -13,6 +13,9 @@ import (
 func TestRootAnchorsMatchRootKey(t *testing.T) {
 	f, err := os.Open("/usr/share/dns/root.key")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dns-root-data not installed (required under CI=true):", err)
+		}
 		t.Skip("dns-root-data not installed:", err)
 	}
 	defer f.Close()
