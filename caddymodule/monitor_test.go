@@ -126,14 +126,17 @@ func TestMonitorGoesStaleAfterCertificateChange(t *testing.T) {
 		!strings.Contains(fmt.Sprint(notSecure[0]["publish"]), dane.Owner(site, 8443)+" IN TLSA "+rec(tlsa.DANEEE, a.leaf)) {
 		t.Errorf("want an error for port 8443 publishing the 3 1 1 record, got %v", notSecure)
 	}
-	// Logged on change of state only, not at every tick.
-	if len(matched) != 1 || len(stale) != 1 {
+	// Logged on change of state only, not at every tick. A reload
+	// overlaps two app instances for a moment (the old one may tick once
+	// more and see the new certificate), so the stale state may be logged
+	// by each of them: once per instance, never per tick.
+	if len(matched) != 1 || len(stale) < 1 || len(stale) > 2 {
 		t.Fatalf("want one match and one stale entry, got %d and %d:\n%v", len(matched), len(stale), entries)
 	}
 	if matched[0]["level"] != "info" || !strings.Contains(fmt.Sprint(matched[0]["next_certificate"]), "2 1 1") {
 		t.Errorf("match entry: want info naming the 2 1 1 record that covers renewals, got %v", matched[0])
 	}
-	w := stale[0]
+	w := stale[len(stale)-1]
 	wantPublish := []string{owner + " IN TLSA " + rec(tlsa.DANEEE, b.leaf), owner + " IN TLSA " + rec(tlsa.DANETA, b.ca)}
 	if w["level"] != "warn" || fmt.Sprint(w["publish"]) != fmt.Sprint(wantPublish) {
 		t.Errorf("stale entry: want a warning publishing\n%v\ngot %v", wantPublish, w)
