@@ -19,8 +19,10 @@ import (
 // Authenticator looks up DNSSEC-secure TLSA records and checks TLS peers
 // against them. It is safe for concurrent use.
 type Authenticator struct {
-	// Validator proves (or disproves) the TLSA RRset. Required.
-	Validator *dnssec.Validator
+	// Validator proves (or disproves) the TLSA RRset: a *dnssec.Validator
+	// validates in process, a *dnssec.ResolverTrust takes the proof from a
+	// local validating resolver's AD bit. Required.
+	Validator dnssec.Prover
 
 	// Roots are the PKIX roots for usages PKIX-TA(0) and PKIX-EE(1);
 	// nil means the system roots.

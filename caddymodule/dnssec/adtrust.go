@@ -1,0 +1,459 @@
+package dnssec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+)
+
+// Prover proves, or disproves, one RRset. *Validator validates in process
+// from the trust anchors; *ResolverTrust takes the proof from the AD bit of
+// a validating resolver the operator runs on the same host.
+type Prover interface {
+	Lookup(ctx context.Context, name string, qtype uint16) *Result
+}
+
+var (
+	_ Prover = (*Validator)(nil)
+	_ Prover = (*ResolverTrust)(nil)
+)
+
+// DefaultProbeInterval is how long a successful check that the trusted
+// resolver validates is believed before it is made again.
+const DefaultProbeInterval = 10 * time.Minute
+
+// TrustConfig configures a ResolverTrust.
+type TrustConfig struct {
+	// Exchanger sends the queries to the trusted resolver. The AD bit
+	// travels unprotected (RFC 4035 §4.9.3, RFC 6698 §4): the channel to
+	// the resolver must be one nobody else can write to, such as loopback.
+	// Checking that is the caller's job; this package cannot see it.
+	Exchanger Exchanger
+	// Resolver names the resolver in reasons, e.g. "127.0.0.1:53".
+	Resolver string
+	// Anchors are the trust anchors the resolver is expected to validate
+	// with; nil means RootAnchors. They are not used to validate answers,
+	// only to check that the resolver validates with them (see Probe).
+	Anchors []dns.RR
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxCNAMEs caps the CNAME hops followed in an answer; 0 means
+	// DefaultMaxCNAMEs.
+	MaxCNAMEs int
+	// ProbeInterval is how long a successful Probe is believed; 0 means
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+}
+
+// ResolverTrust answers Lookup from a validating resolver's verdict
+// instead of validating in process (the "dnssec trust_resolver" mode, as
+// Postfix and Exim do DANE with a local Unbound): AD=1 on a NOERROR or
+// NXDOMAIN answer is Secure, AD=0 is Insecure, and SERVFAIL with an
+// RFC 8914 DNSSEC error code is Bogus.
+//
+// A resolver that does not validate would set AD on nothing and make every
+// answer look Insecure, which an on_no_tlsa pkix policy would turn into a
+// PKIX fallback, and a forwarder that copies AD from upstream would make
+// anything look Secure. So before the first lookup below each trust anchor,
+// and again every ProbeInterval, ResolverTrust asks the resolver for that
+// anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
+// configured anchor; until that holds, every lookup is Indeterminate.
+//
+// It keeps no cache of its own: the resolver caches, and dane.Authenticator
+// keeps the Secure TLSA sets. It is safe for concurrent use.
+type ResolverTrust struct {
+	exchanger Exchanger
+	resolver  string
+	anchors   map[string]*anchorSet
+	now       func() time.Time
+	maxCNAMEs int
+	interval  time.Duration
+
+	mu     sync.Mutex
+	probes map[string]probeState // by anchor zone
+	flight singleflight.Group
+}
+
+// probeState is the outcome of the last Probe of one anchor zone.
+type probeState struct {
+	err   *IndeterminateError // nil when the resolver validates
+	until time.Time
+}
+
+// NewResolverTrust returns a ResolverTrust for c.
+func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
+	if c.Exchanger == nil {
+		return nil, errors.New("dnssec: no Exchanger")
+	}
+	rrs := c.Anchors
+	if rrs == nil {
+		rrs = RootAnchors()
+	}
+	anchors, err := anchorSets(rrs)
+	if err != nil {
+		return nil, err
+	}
+	t := &ResolverTrust{
+		exchanger: c.Exchanger,
+		resolver:  c.Resolver,
+		anchors:   anchors,
+		now:       c.Now,
+		maxCNAMEs: c.MaxCNAMEs,
+		interval:  c.ProbeInterval,
+		probes:    make(map[string]probeState),
+	}
+	if t.resolver == "" {
+		t.resolver = "the trusted resolver"
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.maxCNAMEs <= 0 {
+		t.maxCNAMEs = DefaultMaxCNAMEs
+	}
+	if t.interval <= 0 {
+		t.interval = DefaultProbeInterval
+	}
+	return t, nil
+}
+
+// anchorSets groups trust anchors by zone, checking each (shared with New).
+func anchorSets(rrs []dns.RR) (map[string]*anchorSet, error) {
+	out := make(map[string]*anchorSet)
+	for _, rr := range rrs {
+		zone := dns.CanonicalName(rr.Header().Name)
+		a := out[zone]
+		if a == nil {
+			a = new(anchorSet)
+			out[zone] = a
+		}
+		switch rr := dns.Copy(rr).(type) {
+		case *dns.DS:
+			rr.Hdr.Name = zone
+			a.ds = append(a.ds, rr)
+		case *dns.DNSKEY:
+			if why := zoneKeyUsable(rr); why != "" {
+				return nil, fmt.Errorf("dnssec: trust anchor %s DNSKEY %d: %s", zone, rr.KeyTag(), why)
+			}
+			rr.Hdr.Name = zone
+			a.keys = append(a.keys, rr)
+		default:
+			return nil, fmt.Errorf("dnssec: trust anchor %s is a %s record, want DS or DNSKEY", zone, dns.TypeToString[rr.Header().Rrtype])
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("dnssec: no trust anchors")
+	}
+	return out, nil
+}
+
+// closestAnchorIn returns the deepest zone of anchors at or above name, or
+// "" (RFC 4035 §4.3: the closest trust anchor decides).
+func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
+	for n := name; ; {
+		if anchors[n] != nil {
+			return n
+		}
+		i, end := dns.NextLabel(n, 0)
+		if end {
+			if anchors["."] != nil {
+				return "."
+			}
+			return ""
+		}
+		n = n[i:]
+	}
+}
+
+// newTrustQuery asks for the resolver's verdict: RD=1, CD=0 (validate),
+// AD=1 (RFC 6840 §5.7: report it) and EDNS0 with DO=1, so that the
+// resolver also hands over RRSIGs for the Signer shown in reports.
+func newTrustQuery(name string, qtype uint16) *dns.Msg {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = true
+	q.AuthenticatedData = true
+	q.SetEdns0(ednsUDPSize, true)
+	return q
+}
+
+// ask sends one query to the resolver and returns an answer to exactly
+// that question, or why there is none.
+func (t *ResolverTrust) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg, *IndeterminateError) {
+	set := rrsetName(name, qtype)
+	if err := ctx.Err(); err != nil {
+		return nil, ctxIndeterminate(set, err)
+	}
+	q := newTrustQuery(name, qtype)
+	m, err := t.exchanger.Exchange(ctx, q)
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			return nil, indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", t.resolver)
+		case errors.Is(err, context.Canceled):
+			return nil, ctxIndeterminate(set, err)
+		}
+		return nil, indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, t.resolver, err)
+	}
+	if why := mismatch(q, m); why != "" {
+		return nil, indeterminatef(set, errNetwork, "response for %s from %s ignored: %s", set, t.resolver, why)
+	}
+	return m, nil
+}
+
+// Probe checks that the resolver validates with the trust anchor of zone:
+// its answer for the zone's DNSKEY RRset must carry AD=1 and include a key
+// matching the anchor. The outcome is remembered (success for the probe
+// interval, failure for badTTL) and concurrent callers share one query.
+func (t *ResolverTrust) Probe(ctx context.Context, zone string) error {
+	if err := t.probe(ctx, dns.CanonicalName(zone)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (t *ResolverTrust) probe(ctx context.Context, zone string) *IndeterminateError {
+	now := t.now()
+	t.mu.Lock()
+	st, ok := t.probes[zone]
+	t.mu.Unlock()
+	if ok && now.Before(st.until) {
+		return st.err
+	}
+	for attempt := 0; ; attempt++ {
+		ch := t.flight.DoChan(zone, func() (any, error) {
+			err := t.checkValidates(ctx, zone)
+			if err == nil || !ctxFailure(err.Err) {
+				ttl := t.interval
+				if err != nil {
+					ttl = badTTL
+				}
+				t.mu.Lock()
+				t.probes[zone] = probeState{err: err, until: t.now().Add(ttl)}
+				t.mu.Unlock()
+			}
+			return err, nil
+		})
+		select {
+		case res := <-ch:
+			err := res.Val.(*IndeterminateError)
+			if err != nil && res.Shared && attempt == 0 && ctx.Err() == nil && ctxFailure(err.Err) {
+				continue // the caller that ran the probe gave up; try on our own context
+			}
+			return err
+		case <-ctx.Done():
+			return ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err())
+		}
+	}
+}
+
+// checkValidates is one probe of zone (see Probe).
+func (t *ResolverTrust) checkValidates(ctx context.Context, zone string) *IndeterminateError {
+	set := rrsetName(zone, dns.TypeDNSKEY)
+	a := t.anchors[zone]
+	if a == nil {
+		return indeterminatef(set, nil, "no trust anchor for %s", zone)
+	}
+	m, ierr := t.ask(ctx, zone, dns.TypeDNSKEY)
+	if ierr != nil {
+		ierr.Reason = "cannot check that " + t.resolver + " validates: " + ierr.Reason
+		return ierr
+	}
+	notValidating := func(format string, args ...any) *IndeterminateError {
+		return indeterminatef(set, nil, "%s does not validate DNSSEC with the configured trust anchor: %s; refusing to trust its AD bit", t.resolver, fmt.Sprintf(format, args...))
+	}
+	if m.Rcode != dns.RcodeSuccess {
+		return notValidating("it answered %s for %s%s", dns.RcodeToString[m.Rcode], set, edeText(m))
+	}
+	if !m.AuthenticatedData {
+		return notValidating("its answer for %s came without the AD bit", set)
+	}
+	var keys []*dns.DNSKEY
+	for _, rr := range extract(m.Answer, zone, dns.TypeDNSKEY).rrset {
+		keys = append(keys, rr.(*dns.DNSKEY))
+	}
+	for _, k := range keys {
+		for _, d := range a.ds {
+			if dsMatches(d, k) {
+				return nil
+			}
+		}
+		for _, ak := range a.keys {
+			if keyMatches(ak, k) {
+				return nil
+			}
+		}
+	}
+	tags := make([]string, len(keys))
+	for i, k := range keys {
+		tags[i] = fmt.Sprint(k.KeyTag())
+	}
+	return notValidating("none of its %s keys (%s) matches the trust anchor", set, strings.Join(tags, ","))
+}
+
+// Lookup asks the resolver for name/qtype and takes its verdict (see
+// ResolverTrust). CNAMEs (and CNAMEs synthesized from DNAMEs) in the
+// answer are followed up to MaxCNAMEs; they are reported in Result.CNAME
+// only when the resolver vouched for the whole answer. It never returns nil.
+func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *Result {
+	if _, ok := dns.IsDomainName(name); !ok || name == "" {
+		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(rrsetName(name, qtype), nil, "invalid domain name %q", name)})
+	}
+	name = dns.CanonicalName(name)
+	r := &Result{Name: name, Type: qtype, TrustedResolver: t.resolver}
+	set := rrsetName(name, qtype)
+	anchor := closestAnchorIn(t.anchors, name)
+	if anchor == "" {
+		r.Err = indeterminatef(set, nil, "no trust anchor at or above %s", name)
+		return finish(r)
+	}
+	if err := t.probe(ctx, anchor); err != nil {
+		r.Err = err
+		return finish(r)
+	}
+	m, ierr := t.ask(ctx, name, qtype)
+	if ierr != nil {
+		r.Err = ierr
+		return finish(r)
+	}
+	r.Rcode = m.Rcode
+	switch m.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	case dns.RcodeServerFailure:
+		r.Err = t.servfail(set, m)
+		return finish(r)
+	default:
+		r.Err = indeterminatef(set, errNetwork, "%s answered %s for %s", t.resolver, dns.RcodeToString[m.Rcode], set)
+		return finish(r)
+	}
+
+	// Walk the answer from name along its CNAMEs to the RRset of qtype.
+	owner := name
+	var cnames []*dns.CNAME
+	ttl := maxTTL
+	var sec section
+	for {
+		sec = extract(m.Answer, owner, qtype)
+		if len(sec.rrset) > 0 || qtype == dns.TypeCNAME {
+			break
+		}
+		c := extract(m.Answer, owner, dns.TypeCNAME)
+		if len(c.rrset) == 0 {
+			break
+		}
+		if len(c.rrset) != 1 {
+			r.Err = bogusf(rrsetName(owner, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "%d CNAME records at %s in the answer from %s", len(c.rrset), owner, t.resolver)
+			return finish(r)
+		}
+		if len(cnames) == t.maxCNAMEs {
+			r.Err = indeterminatef(set, ErrLimitExceeded, "more than %d CNAMEs from %s", t.maxCNAMEs, name)
+			return finish(r)
+		}
+		cn := c.rrset[0].(*dns.CNAME)
+		target := dns.CanonicalName(cn.Target)
+		for _, prev := range cnames {
+			if prev.Hdr.Name == target {
+				r.Err = bogusf(rrsetName(target, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "CNAME loop at %s from %s", target, name)
+				return finish(r)
+			}
+		}
+		if target == name {
+			r.Err = bogusf(rrsetName(target, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "CNAME loop at %s from %s", target, name)
+			return finish(r)
+		}
+		cnames = append(cnames, cn)
+		ttl = min(ttl, time.Duration(cn.Hdr.Ttl)*time.Second)
+		owner = target
+	}
+	r.RRset = sec.rrset
+	for _, rr := range sec.rrset {
+		ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+	}
+	if len(sec.rrset) == 0 {
+		ttl = min(ttl, negativeTTL(m))
+	}
+	for _, sig := range sec.sigs {
+		r.Signer = sig.SignerName
+		break
+	}
+	r.TTL = ttl
+	if !m.AuthenticatedData {
+		// A validating resolver clears AD on data it proved insecure
+		// (RFC 4035 §3.2.3); bogus data it answers with SERVFAIL. Which
+		// hop of a CNAME chain was insecure it does not say, so no
+		// CNAME is reported as secure.
+		r.Signer = ""
+		r.Err = &InsecureError{RRset: set, Reason: fmt.Sprintf("%s did not set the AD bit on its %s answer for %s: the trusted resolver found it not secure", t.resolver, dns.RcodeToString[m.Rcode], set)}
+		return finish(r)
+	}
+	if len(cnames) > 0 {
+		r.CNAME = cnames
+	}
+	r.Status = Secure
+	return r
+}
+
+// negativeTTL is how long a negative answer may be used (RFC 2308 §5):
+// the lesser of the SOA's TTL and its MINIMUM field; 0 without an SOA.
+func negativeTTL(m *dns.Msg) time.Duration {
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+		}
+	}
+	return 0
+}
+
+// servfail turns the resolver's SERVFAIL into Bogus when its RFC 8914
+// extended error says DNSSEC validation failed, Indeterminate otherwise.
+func (t *ResolverTrust) servfail(set string, m *dns.Msg) error {
+	ede := edeOption(m)
+	if ede != nil && ede.InfoCode >= dns.ExtendedErrorCodeDNSBogus && ede.InfoCode <= dns.ExtendedErrorCodeNSECMissing {
+		return bogusf(set, ede.InfoCode, "%s answered SERVFAIL for %s%s", t.resolver, set, edeText(m))
+	}
+	err := indeterminatef(set, nil, "%s answered SERVFAIL for %s%s", t.resolver, set, edeText(m))
+	if ede != nil {
+		err.EDE = ede.InfoCode
+	}
+	return err
+}
+
+// edeOption returns the first RFC 8914 extended error in m, or nil.
+func edeOption(m *dns.Msg) *dns.EDNS0_EDE {
+	opt := m.IsEdns0()
+	if opt == nil {
+		return nil
+	}
+	for _, o := range opt.Option {
+		if e, ok := o.(*dns.EDNS0_EDE); ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// edeText describes m's extended error for a reason: " (EDE 7 Signature
+// Expired: text)", or "" without one. The resolver's text is quoted and
+// cut short: it ends up in our logs.
+func edeText(m *dns.Msg) string {
+	e := edeOption(m)
+	if e == nil {
+		return ""
+	}
+	s := fmt.Sprintf(" (EDE %d %s", e.InfoCode, dns.ExtendedErrorCodeToString[e.InfoCode])
+	if txt := e.ExtraText; txt != "" {
+		if len(txt) > 200 {
+			txt = txt[:200] + "..."
+		}
+		s += fmt.Sprintf(": %q", txt)
+	}
+	return s + ")"
+}

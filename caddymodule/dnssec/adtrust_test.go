@@ -1,0 +1,317 @@
+package dnssec
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// trustFixture is a scripted validating resolver for ResolverTrust: the
+// DNSKEY probe of "test." is answered with key (AD set unless told
+// otherwise) and every other query by answer.
+type trustFixture struct {
+	key      *dns.DNSKEY
+	anchor   *dns.DS
+	probeAD  bool
+	probeKey *dns.DNSKEY // answered instead of key when set
+	probeRC  int
+	answer   func(q *dns.Msg) *dns.Msg
+
+	probes, queries atomic.Int32
+}
+
+func newTrustFixture(t *testing.T) *trustFixture {
+	t.Helper()
+	return &trustFixture{key: newKey(t, "test."), probeAD: true}
+}
+
+func newKey(t *testing.T, zone string) *dns.DNSKEY {
+	t.Helper()
+	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Flags: 257, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
+	if _, err := k.Generate(256); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (f *trustFixture) Exchange(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
+	if !q.AuthenticatedData || q.CheckingDisabled || !q.RecursionDesired {
+		return nil, errors.New("query flags: want RD=1 AD=1 CD=0")
+	}
+	if opt := q.IsEdns0(); opt == nil || !opt.Do() {
+		return nil, errors.New("query without EDNS0 DO")
+	}
+	if qq := q.Question[0]; qq.Qtype == dns.TypeDNSKEY && qq.Name == "test." {
+		f.probes.Add(1)
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Rcode = f.probeRC
+		m.AuthenticatedData = f.probeAD
+		k := f.key
+		if f.probeKey != nil {
+			k = f.probeKey
+		}
+		m.Answer = []dns.RR{k}
+		return m, nil
+	}
+	f.queries.Add(1)
+	return f.answer(q), nil
+}
+
+func (f *trustFixture) trust(t *testing.T, now func() time.Time) *ResolverTrust {
+	t.Helper()
+	rt, err := NewResolverTrust(TrustConfig{Exchanger: f, Resolver: "127.0.0.1:53", Anchors: []dns.RR{f.key.ToDS(dns.SHA256)}, Now: now, MaxCNAMEs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// reply builds an answer to q with rcode, AD and records.
+func reply(q *dns.Msg, rcode int, ad bool, rrs ...string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Rcode, m.AuthenticatedData = rcode, ad
+	for _, s := range rrs {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			panic(err)
+		}
+		if rr.Header().Rrtype == dns.TypeSOA {
+			m.Ns = append(m.Ns, rr)
+		} else {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	return m
+}
+
+func servfail(q *dns.Msg, code uint16, text string) *dns.Msg {
+	m := reply(q, dns.RcodeServerFailure, false)
+	if code != 0 {
+		m.SetEdns0(1232, true)
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+	}
+	return m
+}
+
+const (
+	trustTLSA = tlsaName + " 300 IN TLSA " + tlsaData
+	trustSOA  = "example.test. 900 IN SOA ns.example.test. h.example.test. 1 7200 3600 1209600 120"
+)
+
+func TestResolverTrust(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		qname   string
+		answer  func(q *dns.Msg) *dns.Msg
+		setup   func(f *trustFixture)
+		status  Status
+		records int
+		cnames  int
+		rcode   int
+		ttl     time.Duration
+		ede     uint16
+		reason  string // substring of Err
+		noQuery bool   // the question must not reach the resolver
+	}{
+		{name: "AD set: secure", answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) },
+			status: Secure, records: 1, ttl: 300 * time.Second},
+		{name: "AD clear: insecure", answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, false, trustTLSA) },
+			status: Insecure, records: 1, reason: "did not set the AD bit"},
+		{name: "secure NXDOMAIN takes the SOA minimum", answer: func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeNameError, true, trustSOA) },
+			status: Secure, rcode: dns.RcodeNameError, ttl: 120 * time.Second},
+		{name: "secure NODATA without SOA is not cached", answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true) },
+			status: Secure, ttl: 0},
+		{name: "insecure NXDOMAIN", answer: func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeNameError, false, trustSOA) },
+			status: Insecure, rcode: dns.RcodeNameError, reason: "NXDOMAIN answer"},
+		{name: "SERVFAIL with a DNSSEC EDE is bogus", answer: func(q *dns.Msg) *dns.Msg {
+			return servfail(q, dns.ExtendedErrorCodeSignatureExpired, "validation failure <_443._tcp.svc.example.test. TLSA IN>: signature expired")
+		}, status: Bogus, ede: dns.ExtendedErrorCodeSignatureExpired, reason: `bogus: 127.0.0.1:53 answered SERVFAIL for _443._tcp.svc.example.test. TLSA (EDE 7 Signature Expired: "validation failure`},
+		{name: "SERVFAIL with EDE DNSSEC Bogus", answer: func(q *dns.Msg) *dns.Msg { return servfail(q, dns.ExtendedErrorCodeDNSBogus, "") },
+			status: Bogus, ede: dns.ExtendedErrorCodeDNSBogus, reason: "(EDE 6 DNSSEC Bogus)"},
+		{name: "SERVFAIL with a network EDE is indeterminate", answer: func(q *dns.Msg) *dns.Msg {
+			return servfail(q, dns.ExtendedErrorCodeNoReachableAuthority, "")
+		}, status: Indeterminate, ede: dns.ExtendedErrorCodeNoReachableAuthority, reason: "No Reachable Authority"},
+		{name: "SERVFAIL without EDE is indeterminate", answer: func(q *dns.Msg) *dns.Msg { return servfail(q, 0, "") },
+			status: Indeterminate, ede: dns.ExtendedErrorCodeDNSSECIndeterminate, reason: "answered SERVFAIL"},
+		{name: "REFUSED", answer: func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeRefused, false) },
+			status: Indeterminate, rcode: dns.RcodeRefused, reason: "answered REFUSED"},
+		{name: "secure CNAME chain", qname: "_443._tcp.alias.example.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "_443._tcp.alias.example.test. 60 IN CNAME _443._tcp.svc.example.test.", trustTLSA)
+		}, status: Secure, records: 1, cnames: 1, ttl: 60 * time.Second},
+		{name: "DNAME with its synthesized CNAME", qname: "_443._tcp.svc.old.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "old.test. 200 IN DNAME example.test.",
+				"_443._tcp.svc.old.test. 200 IN CNAME _443._tcp.svc.example.test.", trustTLSA)
+		}, status: Secure, records: 1, cnames: 1, ttl: 200 * time.Second},
+		{name: "insecure CNAME chain reports no CNAME", qname: "_443._tcp.alias.example.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, false, "_443._tcp.alias.example.test. 60 IN CNAME _443._tcp.svc.example.test.", trustTLSA)
+		}, status: Insecure, records: 1},
+		{name: "CNAME loop", qname: "a.example.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "a.example.test. 60 IN CNAME b.example.test.", "b.example.test. 60 IN CNAME a.example.test.")
+		}, status: Bogus, reason: "CNAME loop"},
+		{name: "too many CNAMEs", qname: "a.example.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "a.example.test. 60 IN CNAME b.example.test.", "b.example.test. 60 IN CNAME c.example.test.",
+				"c.example.test. 60 IN CNAME d.example.test.", "d.example.test. 60 IN CNAME e.example.test.", "e.example.test. 60 IN TLSA "+tlsaData)
+		}, status: Indeterminate, reason: "more than 3 CNAMEs"},
+		{name: "two CNAMEs at one name", qname: "a.example.test.", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "a.example.test. 60 IN CNAME b.example.test.", "a.example.test. 60 IN CNAME c.example.test.")
+		}, status: Bogus, reason: "2 CNAME records"},
+		{name: "records for other names are ignored", answer: func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, "_443._tcp.evil.example.test. 300 IN TLSA "+tlsaData)
+		}, status: Secure, records: 0},
+		{name: "answer to another question is ignored", answer: func(q *dns.Msg) *dns.Msg {
+			m := reply(q, 0, true, trustTLSA)
+			m.Question[0].Qtype = dns.TypeA
+			return m
+		}, status: Indeterminate, reason: "ignored: question"},
+		{name: "resolver without AD on the anchor zone", setup: func(f *trustFixture) { f.probeAD = false },
+			answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) },
+			status: Indeterminate, noQuery: true, reason: "does not validate DNSSEC with the configured trust anchor: its answer for test. DNSKEY came without the AD bit"},
+		{name: "resolver with another anchor", setup: func(f *trustFixture) { f.probeKey = newKey(t, "test.") },
+			answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) },
+			status: Indeterminate, noQuery: true, reason: "matches the trust anchor"},
+		{name: "resolver failing the probe", setup: func(f *trustFixture) { f.probeRC = dns.RcodeServerFailure },
+			answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) },
+			status: Indeterminate, noQuery: true, reason: "it answered SERVFAIL for test. DNSKEY"},
+		{name: "no trust anchor above the name", qname: "_443._tcp.example.org.",
+			answer: func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) },
+			status: Indeterminate, noQuery: true, reason: "no trust anchor at or above"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTrustFixture(t)
+			f.answer = tc.answer
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			qname := tc.qname
+			if qname == "" {
+				qname = tlsaName
+			}
+			r := f.trust(t, newClock().Now).Lookup(context.Background(), qname, dns.TypeTLSA)
+			if r.Status != tc.status {
+				t.Fatalf("status %s, want %s: %v", r.Status, tc.status, r.Err)
+			}
+			if (r.Err == nil) != (tc.status == Secure) {
+				t.Fatalf("status %s with err %v", r.Status, r.Err)
+			}
+			if tc.reason != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.reason)) {
+				t.Fatalf("err %v, want it to contain %q", r.Err, tc.reason)
+			}
+			if len(r.RRset) != tc.records || len(r.CNAME) != tc.cnames {
+				t.Fatalf("%d records, %d CNAMEs; want %d, %d", len(r.RRset), len(r.CNAME), tc.records, tc.cnames)
+			}
+			if tc.rcode != 0 && r.Rcode != tc.rcode {
+				t.Fatalf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if tc.status == Secure && r.TTL != tc.ttl {
+				t.Fatalf("TTL %s, want %s", r.TTL, tc.ttl)
+			}
+			if tc.ede != 0 && r.EDE != tc.ede {
+				t.Fatalf("EDE %d, want %d", r.EDE, tc.ede)
+			}
+			if (tc.status == Bogus || tc.status == Indeterminate) && r.TTL != badTTL {
+				t.Fatalf("unproven result with TTL %s", r.TTL)
+			}
+			if got := f.queries.Load(); tc.noQuery && got != 0 {
+				t.Fatalf("%d queries reached the resolver it does not trust", got)
+			}
+			if r.TrustedResolver != "127.0.0.1:53" {
+				t.Fatalf("TrustedResolver %q", r.TrustedResolver)
+			}
+		})
+	}
+}
+
+// TestResolverTrustProbeCache checks that the probe is made once per
+// interval, retried soon after a failure, and shared by concurrent lookups.
+func TestResolverTrustProbeCache(t *testing.T) {
+	f := newTrustFixture(t)
+	f.answer = func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) }
+	clock := newClock()
+	rt := f.trust(t, clock.Now)
+	ctx := context.Background()
+
+	f.probeAD = false
+	if r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA); r.Status != Indeterminate {
+		t.Fatalf("first lookup: %s", r)
+	}
+	f.probeAD = true
+	if r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA); r.Status != Indeterminate || f.probes.Load() != 1 {
+		t.Fatalf("a failed probe is remembered for badTTL: %s after %d probes", r, f.probes.Load())
+	}
+	clock.Add(badTTL)
+	for i := 0; i < 10; i++ {
+		if r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA); r.Status != Secure {
+			t.Fatalf("after badTTL: %s", r)
+		}
+	}
+	if n := f.probes.Load(); n != 2 {
+		t.Fatalf("%d probes, want 2", n)
+	}
+	clock.Add(DefaultProbeInterval)
+	f.probeAD = false
+	if r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA); r.Status != Indeterminate || f.probes.Load() != 3 {
+		t.Fatalf("the probe is made again after its interval: %s after %d probes", r, f.probes.Load())
+	}
+	if err := rt.Probe(ctx, "test"); err == nil || !strings.Contains(err.Error(), "does not validate") {
+		t.Fatalf("Probe: %v", err)
+	}
+}
+
+// TestResolverTrustTimeout: a silent resolver ends in Indeterminate when
+// the context ends, with the EDE Unbound gives for unreachable servers.
+func TestResolverTrustTimeout(t *testing.T) {
+	ex := ExchangeFunc(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	rt, err := NewResolverTrust(TrustConfig{Exchanger: ex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Indeterminate || !errors.Is(r.Err, context.DeadlineExceeded) || r.EDE != dns.ExtendedErrorCodeNoReachableAuthority {
+		t.Fatalf("%s (EDE %d)", r, r.EDE)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+// TestResolverTrustAuthoritative: an authoritative server (zonekit, as NSD)
+// answers with AA and never AD, so it is never trusted as a validator.
+func TestResolverTrustAuthoritative(t *testing.T) {
+	tr := newTree(t, hooks{})
+	rt, err := NewResolverTrust(TrustConfig{Exchanger: tr.srv, Anchors: dsAnchors(tr.root), Now: newClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rt.Lookup(context.Background(), tlsaName, dns.TypeTLSA)
+	if r.Status != Indeterminate || !strings.Contains(r.Err.Error(), "does not validate") {
+		t.Fatalf("%s", r)
+	}
+}
+
+func TestNewResolverTrustErrors(t *testing.T) {
+	if _, err := NewResolverTrust(TrustConfig{}); err == nil {
+		t.Fatal("no exchanger accepted")
+	}
+	a, _ := dns.NewRR("test. 3600 IN A 192.0.2.1")
+	if _, err := NewResolverTrust(TrustConfig{Exchanger: ExchangeFunc(nil), Anchors: []dns.RR{a}}); err == nil || !strings.Contains(err.Error(), "want DS or DNSKEY") {
+		t.Fatalf("A record as anchor: %v", err)
+	}
+	if _, err := NewResolverTrust(TrustConfig{Exchanger: ExchangeFunc(nil), Anchors: []dns.RR{}}); err == nil {
+		t.Fatal("empty anchors accepted")
+	}
+}
