@@ -11,6 +11,7 @@ type responseKind uint8
 const (
 	kindPositive responseKind = iota // the RRset is in the answer section
 	kindCNAME                        // a CNAME at the queried name
+	kindDNAME                        // a DNAME at an ancestor of the queried name (RFC 6672)
 	kindNXDOMAIN                     // the name does not exist
 	kindNODATA                       // the name exists, the type does not
 	kindFailure                      // an rcode that carries no answer (SERVFAIL, REFUSED, ...)
@@ -22,6 +23,8 @@ func (k responseKind) String() string {
 		return "answer"
 	case kindCNAME:
 		return "CNAME"
+	case kindDNAME:
+		return "DNAME"
 	case kindNXDOMAIN:
 		return "NXDOMAIN"
 	case kindNODATA:
@@ -91,6 +94,9 @@ func wellTyped(rr dns.RR) bool {
 	case dns.TypeCNAME:
 		_, ok := rr.(*dns.CNAME)
 		return ok
+	case dns.TypeDNAME:
+		_, ok := rr.(*dns.DNAME)
+		return ok
 	case dns.TypeNSEC:
 		_, ok := rr.(*dns.NSEC)
 		return ok
@@ -106,8 +112,30 @@ func wellTyped(rr dns.RR) bool {
 
 // classify sorts a response to name/qtype (already matched to the
 // question) and extracts the part of its answer section that matters.
+//
+// A DNAME at a proper ancestor of name redirects the question (RFC 6672
+// §2.2, §3.2) whatever the rest of the answer says: the response is
+// kindDNAME and the section is the DNAME RRset of the deepest such owner,
+// its owner being section.rrset[0]'s. The CNAME a resolver synthesized
+// beside it is unsigned and ignored (RFC 6672 §5.3.1); the validator
+// makes its own. A YXDOMAIN response (the substitution overflowed) is
+// classified the same way when it carries such a DNAME. Asked for the
+// DNAME RRset itself, a DNAME at name is a plain positive answer.
 func classify(m *dns.Msg, name string, qtype uint16) (responseKind, section) {
-	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+	switch m.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeYXDomain:
+	default:
+		return kindFailure, section{}
+	}
+	if qtype == dns.TypeDNAME && m.Rcode != dns.RcodeYXDomain {
+		if s := extract(m.Answer, name, qtype); len(s.rrset) > 0 {
+			return kindPositive, s
+		}
+	}
+	if s := dnameAbove(m.Answer, name); len(s.rrset) > 0 {
+		return kindDNAME, s
+	}
+	if m.Rcode == dns.RcodeYXDomain {
 		return kindFailure, section{}
 	}
 	if s := extract(m.Answer, name, qtype); len(s.rrset) > 0 {

@@ -231,6 +231,8 @@ func (v *Validator) resolve(ctx context.Context, w *work, name string, qtype uin
 			r.alias = dns.CanonicalName(r.RRset[0].(*dns.CNAME).Target)
 		}
 		return r
+	case kindDNAME:
+		return v.validateDNAME(ctx, w, name, qtype, m, sec)
 	case kindNXDOMAIN, kindNODATA:
 		return v.validateDenial(ctx, w, name, qtype, kind, m)
 	}

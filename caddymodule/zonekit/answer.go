@@ -13,13 +13,12 @@ type response struct {
 // answer looks qname/qtype up in the zone as its authoritative server would
 // (RFC 1034 §4.3.2, RFC 4035 §3.1), including RRSIGs and NSEC proofs when
 // do is set. A name at or below a delegation whose child the server does
-// not hold gives SERVFAIL: a resolver would have failed to reach it.
+// not hold gives SERVFAIL: a resolver would have failed to reach it. A
+// name below a DNAME owner is answered with the DNAME RRset and a CNAME
+// synthesized from it, unsigned, to follow (RFC 6672 §3.2).
 func (z *Zone) answer(qname string, qtype uint16, do bool) response {
 	z.mu.RLock()
 	defer z.mu.RUnlock()
-	if cut := z.cut(qname); cut != "" && (cut != qname || qtype != dns.TypeDS) {
-		return response{rcode: dns.RcodeServerFailure}
-	}
 	var r response
 	add := func(sec *[]dns.RR, owner string, t uint16, as string) {
 		for _, rr := range z.rrset(owner, t) {
@@ -81,6 +80,26 @@ func (z *Zone) answer(qname string, qtype uint16, do bool) response {
 		return true
 	}
 
+	// RFC 6672 §3.2: below a DNAME owner the DNAME answers, whatever the
+	// zone holds there (occluded, like glue below a cut above it).
+	if owner := z.dnameAbove(qname); owner != "" {
+		add(&r.answer, owner, dns.TypeDNAME, owner)
+		dname := z.rrset(owner, dns.TypeDNAME)[0].(*dns.DNAME)
+		target, ok := SynthesizeDNAME(qname, owner, dname.Target)
+		if !ok {
+			r.rcode = dns.RcodeYXDomain // RFC 6672 §2.2
+			return r
+		}
+		r.answer = append(r.answer, &dns.CNAME{
+			Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: dname.Hdr.Ttl},
+			Target: target,
+		})
+		r.target = target
+		return r
+	}
+	if cut := z.cut(qname); cut != "" && (cut != qname || qtype != dns.TypeDS) {
+		return response{rcode: dns.RcodeServerFailure}
+	}
 	if z.exists(qname) {
 		if !hit(qname) {
 			soa() // NODATA, RFC 4035 §3.1.3.1, RFC 5155 §7.2.3, §7.2.4
@@ -150,4 +169,48 @@ func wildcardAt(name string) string {
 		return "*."
 	}
 	return "*." + name
+}
+
+// dnameAbove returns the highest proper ancestor of qname, in the zone and
+// not below a delegation, that owns a DNAME RRset, or "". Names below it
+// are occluded (RFC 6672 §2.4). z.mu held.
+func (z *Zone) dnameAbove(qname string) string {
+	found := ""
+	for n := qname; n != z.origin; {
+		i, end := dns.NextLabel(n, 0)
+		if end {
+			break
+		}
+		n = n[i:]
+		if !dns.IsSubDomain(z.origin, n) {
+			break
+		}
+		if len(z.data[n][dns.TypeDNAME]) > 0 {
+			found = n
+		}
+	}
+	if found != "" && z.cut(found) != "" {
+		return "" // the DNAME is itself below (or at) a delegation
+	}
+	return found
+}
+
+// SynthesizeDNAME returns the name a DNAME at owner with the given target
+// redirects qname to (RFC 6672 §2.2): qname's owner suffix replaced by
+// target. qname must be a proper subdomain of owner. It reports false when
+// the result would exceed 255 octets in wire format (YXDOMAIN).
+func SynthesizeDNAME(qname, owner, target string) (string, bool) {
+	qname, owner, target = dns.CanonicalName(qname), dns.CanonicalName(owner), dns.CanonicalName(target)
+	prefix := qname
+	if owner != "." {
+		prefix = qname[:len(qname)-len(owner)]
+	}
+	out := prefix + target
+	if target == "." {
+		out = prefix
+	}
+	if _, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil {
+		return out, false
+	}
+	return out, true
 }

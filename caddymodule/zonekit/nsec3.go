@@ -71,6 +71,9 @@ func (z *Zone) buildNSEC3(ttl uint32) {
 		if cut != "" && cut != owner {
 			continue // glue
 		}
+		if z.dnameAbove(owner) != "" {
+			continue // occluded by a DNAME (RFC 6672 §2.4)
+		}
 		if cut == owner && p.OptOut && len(z.data[owner][dns.TypeDS]) == 0 {
 			continue // unsigned delegation, opted out
 		}

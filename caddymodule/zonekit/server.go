@@ -22,7 +22,11 @@ const ednsSize = 1232
 // Server answers queries from a set of zones like a recursive resolver
 // queried with CD=1: from the deepest zone holding the name, DS from the
 // parent side of a cut, CNAMEs inside the served zones followed, RRSIGs and
-// NSECs included when the query has the DO bit. AD is never set.
+// NSECs included when the query has the DO bit. A name below a DNAME is
+// answered with the DNAME RRset (and its RRSIGs) plus an unsigned CNAME
+// synthesized from it, whose target is then followed like a CNAME's
+// (RFC 6672 §3.2); a synthesized name over 255 octets gives YXDOMAIN. AD
+// is never set.
 type Server struct {
 	// Tamper, when set, may change each response before it is returned;
 	// it sees the query and the response. Set it before serving.
@@ -104,7 +108,8 @@ func (s *Server) respond(q *dns.Msg) *dns.Msg {
 	return resp
 }
 
-// resolve fills resp for qname/qtype, following CNAMEs across served zones.
+// resolve fills resp for qname/qtype, following CNAMEs (given or
+// synthesized from a DNAME) across served zones.
 func (s *Server) resolve(resp *dns.Msg, qname string, qtype uint16, do bool) {
 	seen := map[string]bool{}
 	for hop := 0; hop <= maxCNAMEHops && !seen[qname]; hop++ {
@@ -118,7 +123,12 @@ func (s *Server) resolve(resp *dns.Msg, qname string, qtype uint16, do bool) {
 			return
 		}
 		r := z.answer(qname, qtype, do)
-		resp.Answer = append(resp.Answer, r.answer...)
+		for _, rr := range r.answer {
+			// A DNAME met again on a chain is not repeated.
+			if !containsRR(resp.Answer, rr) {
+				resp.Answer = append(resp.Answer, rr)
+			}
+		}
 		resp.Ns = r.ns
 		resp.Rcode = r.rcode
 		if r.target == "" || r.rcode != dns.RcodeSuccess {
@@ -188,4 +198,13 @@ func (s *Server) Close() error {
 	}
 	s.udp, s.tcp = nil, nil
 	return errors.Join(errs...)
+}
+
+func containsRR(rrs []dns.RR, rr dns.RR) bool {
+	for _, old := range rrs {
+		if dns.IsDuplicate(old, rr) {
+			return true
+		}
+	}
+	return false
 }

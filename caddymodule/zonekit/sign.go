@@ -75,8 +75,12 @@ func (z *Zone) SignRRset(name string, rrtype uint16, inception, expiration time.
 }
 
 // authoritative reports whether the RRset of type t at owner is signed:
-// not glue below a zone cut, and at a cut only DS (and NSEC). z.mu held.
+// not glue below a zone cut, not occluded below a DNAME (RFC 6672 §2.4),
+// and at a cut only DS (and NSEC). z.mu held.
 func (z *Zone) authoritative(owner string, t uint16) bool {
+	if z.dnameAbove(owner) != "" {
+		return false
+	}
 	switch cut := z.cut(owner); {
 	case cut == "":
 		return true
@@ -108,12 +112,13 @@ func (z *Zone) signLocked(set []dns.RR, key *Key, inception, expiration time.Tim
 }
 
 // buildNSEC makes the NSEC chain over the authoritative owner names and
-// delegation points (not glue, not empty non-terminals). z.mu held.
+// delegation points (not glue, not names occluded by a DNAME, not empty
+// non-terminals). z.mu held.
 func (z *Zone) buildNSEC() {
 	ttl := z.negativeTTL()
 	var owners []string
 	for owner := range z.data {
-		if cut := z.cut(owner); cut == "" || cut == owner {
+		if cut := z.cut(owner); (cut == "" || cut == owner) && z.dnameAbove(owner) == "" {
 			owners = append(owners, owner)
 		}
 	}

@@ -1,0 +1,96 @@
+package dnssec
+
+import (
+	"context"
+
+	"github.com/miekg/dns"
+)
+
+// DNAME redirection (RFC 6672). A resolver answers a name below a DNAME
+// owner with the DNAME RRset, signed at its owner, and a CNAME it
+// synthesized from it, unsigned (RFC 6672 §3.2, §5.3.1). Like Unbound, the
+// validator authenticates the DNAME RRset as any positive answer at its
+// owner, makes the CNAME itself from the validated DNAME and ignores the
+// resolver's, then follows the synthesized target as a CNAME hop.
+
+// dnameAbove returns the DNAME RRset, with its RRSIGs, of the deepest owner
+// in rrs that is a proper ancestor of name (a DNAME does not redirect its
+// own owner, RFC 6672 §2.3), or an empty section.
+func dnameAbove(rrs []dns.RR, name string) section {
+	best := ""
+	for _, rr := range rrs {
+		h := rr.Header()
+		if h.Rrtype != dns.TypeDNAME || h.Class != dns.ClassINET || !wellTyped(rr) {
+			continue
+		}
+		owner := dns.CanonicalName(h.Name)
+		if owner == name || !dns.IsSubDomain(owner, name) {
+			continue
+		}
+		if best == "" || dns.CountLabel(owner) > dns.CountLabel(best) {
+			best = owner
+		}
+	}
+	if best == "" {
+		return section{}
+	}
+	return extract(rrs, best, dns.TypeDNAME)
+}
+
+// synthesizeDNAME replaces the owner suffix of name (a proper subdomain of
+// owner; both canonical) with target (RFC 6672 §2.2). It reports false
+// when the result exceeds 255 octets in wire format: the server's answer
+// would be YXDOMAIN.
+func synthesizeDNAME(name, owner, target string) (string, bool) {
+	prefix := name
+	if owner != "." {
+		prefix = name[:len(name)-len(owner)]
+	}
+	target = dns.CanonicalName(target)
+	out := prefix + target
+	if target == "." {
+		out = prefix
+	}
+	if _, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil {
+		return out, false
+	}
+	return out, true
+}
+
+// validateDNAME validates the DNAME RRset in sec, at a proper ancestor of
+// name, and returns the result for name/qtype. When the DNAME is Secure the
+// result is a validated CNAME hop: RRset holds the CNAME synthesized at
+// name, alias its target. Otherwise it carries the DNAME's status and the
+// reason naming the DNAME RRset, with the synthesized CNAME (when one can
+// be made) left unfollowed in RRset.
+func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qtype uint16, m *dns.Msg, sec section) *Result {
+	owner := sec.rrset[0].Header().Name
+	set := rrsetName(owner, dns.TypeDNAME)
+	d := v.validateAnswer(ctx, w, owner, dns.TypeDNAME, m, sec)
+	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode, Signer: d.Signer, Chain: d.Chain,
+		TTL: d.TTL, Err: d.Err, Wildcard: d.Wildcard, RRset: d.RRset}
+	if d.Status == Secure && len(d.RRset) != 1 {
+		// RFC 6672 §2.4: at most one DNAME per owner.
+		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "%d DNAME records at %s", len(d.RRset), owner)
+		return finish(r)
+	}
+	dname := d.RRset[0].(*dns.DNAME)
+	target, ok := synthesizeDNAME(name, owner, dname.Target)
+	if !ok {
+		if d.Status == Secure {
+			r.Err = indeterminatef(rrsetName(name, qtype), nil, "DNAME %s -> %s: substituting it in %s gives a name longer than 255 octets (YXDOMAIN, RFC 6672 §2.2)", owner, dns.CanonicalName(dname.Target), name)
+		}
+		return finish(r)
+	}
+	r.RRset = []dns.RR{&dns.CNAME{
+		Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: dname.Hdr.Ttl},
+		Target: target,
+	}}
+	if d.Status != Secure {
+		return finish(r)
+	}
+	// The resolver's own synthesized CNAME, if any, is not looked at: the
+	// signed DNAME decides where name leads.
+	r.Status, r.alias = Secure, target
+	return r
+}
