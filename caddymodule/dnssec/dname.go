@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"context"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -51,7 +52,8 @@ func synthesizeDNAME(name, owner, target string) (string, bool) {
 	if target == "." {
 		out = prefix
 	}
-	if _, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil {
+	// miekg/dns accepts 256 octets; RFC 1035 §2.3.4 says 255.
+	if n, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil || n > 255 {
 		return out, false
 	}
 	return out, true
@@ -68,7 +70,7 @@ func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qty
 	set := rrsetName(owner, dns.TypeDNAME)
 	d := v.validateAnswer(ctx, w, owner, dns.TypeDNAME, m, sec)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode, Signer: d.Signer, Chain: d.Chain,
-		TTL: d.TTL, Err: d.Err, Wildcard: d.Wildcard, RRset: d.RRset}
+		TTL: d.TTL, Err: namingRRset(d.Err, set), Wildcard: d.Wildcard, RRset: d.RRset}
 	if d.Status == Secure && len(d.RRset) != 1 {
 		// RFC 6672 §2.4: at most one DNAME per owner.
 		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "%d DNAME records at %s", len(d.RRset), owner)
@@ -93,4 +95,28 @@ func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qty
 	// signed DNAME decides where name leads.
 	r.Status, r.alias = Secure, target
 	return r
+}
+
+// namingRRset returns err with set prefixed to its reason when the reason
+// does not name it already (a failure on the chain of trust names a zone
+// only), so that every non-Secure DNAME outcome says which DNAME it was.
+func namingRRset(err error, set string) error {
+	if err == nil || strings.Contains(reasonOf(err), set) {
+		return err
+	}
+	switch e := err.(type) {
+	case *BogusError:
+		c := *e
+		c.Reason = set + ": " + c.Reason
+		return &c
+	case *InsecureError:
+		c := *e
+		c.Reason = set + ": " + c.Reason
+		return &c
+	case *IndeterminateError:
+		c := *e
+		c.Reason = set + ": " + c.Reason
+		return &c
+	}
+	return err
 }

@@ -209,7 +209,8 @@ func SynthesizeDNAME(qname, owner, target string) (string, bool) {
 	if target == "." {
 		out = prefix
 	}
-	if _, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil {
+	// miekg/dns accepts 256 octets; RFC 1035 §2.3.4 says 255.
+	if n, err := dns.PackDomainName(out, make([]byte, 512), 0, nil, false); err != nil || n > 255 {
 		return out, false
 	}
 	return out, true
