@@ -15,6 +15,7 @@ import (
 //	transport dane {
 //	    dane {
 //	        resolvers         <ip[:port]...>
+//	        dnssec            validate|trust_resolver
 //	        trust_anchor_file <path>
 //	        name              <tlsa_base_domain>
 //	        timeout           <duration>
@@ -137,6 +138,13 @@ func (o *Options) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if _, err := dane.ParseNoTLSAPolicy(o.OnNoTLSA); err != nil {
 				return d.Err(err.Error())
+			}
+		case "dnssec":
+			if !d.AllArgs(&o.DNSSEC) {
+				return d.ArgErr()
+			}
+			if o.DNSSEC != dnssecValidate && o.DNSSEC != dnssecTrustResolver {
+				return d.Errf("dnssec %q: want %s or %s", o.DNSSEC, dnssecValidate, dnssecTrustResolver)
 			}
 		case "follow_cname":
 			if d.NextArg() {

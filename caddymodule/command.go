@@ -23,7 +23,6 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
-	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
 	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
 )
 
@@ -94,6 +93,7 @@ func engineFlags(cmd *cobra.Command) {
 	cmd.Flags().StringArray("resolver", nil, "Recursive resolver, ip[:port] (repeatable; default: /etc/resolv.conf)")
 	cmd.Flags().String("trust-anchor-file", "", "DS or DNSKEY trust anchors in zone-file syntax (default: IANA root KSKs)")
 	cmd.Flags().Duration("timeout", defaultLookupTimeout, "Bound on the whole DNS lookup and validation")
+	cmd.Flags().String("dnssec", dnssecValidate, "How records are proven: validate (in process) or trust_resolver (the AD bit of loopback resolvers)")
 }
 
 func engineOptions(cmd *cobra.Command) *Options {
@@ -101,6 +101,7 @@ func engineOptions(cmd *cobra.Command) *Options {
 	o := new(Options)
 	o.Resolvers, _ = f.GetStringArray("resolver")
 	o.TrustAnchorFile, _ = f.GetString("trust-anchor-file")
+	o.DNSSEC, _ = f.GetString("dnssec")
 	d, _ := f.GetDuration("timeout")
 	o.Timeout = caddy.Duration(d)
 	return o
@@ -417,10 +418,11 @@ func runCheck(cmd *cobra.Command, args []string) (int, error) {
 	if err := dane.ValidateName(base); err != nil {
 		return exitUsage, err
 	}
-	v, err := o.newValidator()
+	eng, err := o.newEngine(nil)
 	if err != nil {
 		return exitUsage, err
 	}
+	v := eng.prover
 	addr := net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
 	if connect != "" {
 		addr = connect
@@ -510,7 +512,7 @@ func runLookup(cmd *cobra.Command, args []string) (int, error) {
 	o := engineOptions(cmd)
 	asJSON, _ := f.GetBool("json")
 	trace, _ := f.GetBool("trace")
-	now := time.Now
+	var now func() time.Time
 	if s, _ := f.GetString("time"); s != "" {
 		at, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -518,10 +520,11 @@ func runLookup(cmd *cobra.Command, args []string) (int, error) {
 		}
 		now = func() time.Time { return at }
 	}
-	v, err := o.validatorAt(now)
+	eng, err := o.newEngine(now)
 	if err != nil {
 		return exitUsage, err
 	}
+	v := eng.prover
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
@@ -537,36 +540,4 @@ func runLookup(cmd *cobra.Command, args []string) (int, error) {
 		return exitRefused, nil
 	}
 	return exitOK, nil
-}
-
-// validatorAt is newValidator with another clock, for `lookup --time`.
-func (o *Options) validatorAt(now func() time.Time) (*dnssec.Validator, error) {
-	if _, err := o.newValidator(); err != nil { // checks and defaults every option
-		return nil, err
-	}
-	servers, err := o.servers()
-	if err != nil {
-		return nil, err
-	}
-	var anchors []dns.RR
-	if o.TrustAnchorFile != "" {
-		fh, err := os.Open(o.TrustAnchorFile)
-		if err != nil {
-			return nil, fmt.Errorf("dane: trust_anchor_file: %v", err)
-		}
-		anchors, err = dnssec.ParseAnchors(fh, ".")
-		fh.Close()
-		if err != nil {
-			return nil, fmt.Errorf("dane: trust_anchor_file %s: %v", o.TrustAnchorFile, err)
-		}
-	}
-	v, err := dnssec.New(dnssec.Config{
-		Exchanger: &resolver.Client{Servers: servers, Timeout: time.Duration(o.QueryTimeout)},
-		Anchors:   anchors,
-		Now:       now,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dane: %v", err)
-	}
-	return v, nil
 }

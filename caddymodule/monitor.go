@@ -83,6 +83,11 @@ type Monitor struct {
 	// Default: the nameservers in /etc/resolv.conf.
 	Resolvers []string `json:"resolvers,omitempty"`
 
+	// How TLSA records are proven, as for the `dane` transport:
+	// "validate" (default) or "trust_resolver" (the AD bit of loopback
+	// validating resolvers).
+	DNSSEC string `json:"dnssec,omitempty"`
+
 	// A file of trust anchors (DS or DNSKEY records), as for the `dane`
 	// transport. Default: the IANA root zone KSKs.
 	TrustAnchorFile string `json:"trust_anchor_file,omitempty"`
@@ -98,7 +103,7 @@ type Monitor struct {
 	CacheSize int `json:"cache_size,omitempty"`
 
 	opts      Options
-	validator *dnssec.Validator
+	validator dnssec.Prover
 	tlsApp    *caddytls.TLS
 	httpApp   *caddyhttp.App // nil when no http app is configured
 	gauge     *prometheus.GaugeVec
@@ -156,16 +161,17 @@ func (m *Monitor) Provision(ctx caddy.Context) error {
 
 	m.opts = Options{
 		Resolvers:       m.Resolvers,
+		DNSSEC:          m.DNSSEC,
 		TrustAnchorFile: m.TrustAnchorFile,
 		Timeout:         m.Timeout,
 		QueryTimeout:    m.QueryTimeout,
 		CacheSize:       m.CacheSize,
 	}
-	v, err := m.opts.newValidator()
+	eng, err := m.opts.newEngine(nil)
 	if err != nil {
 		return fmt.Errorf("dane_monitor: %v", strings.TrimPrefix(err.Error(), "dane: "))
 	}
-	m.validator = v
+	m.validator = eng.prover
 	m.Timeout, m.QueryTimeout = m.opts.Timeout, m.opts.QueryTimeout
 
 	// The tls app owns the certificate cache; loading it guarantees

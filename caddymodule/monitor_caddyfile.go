@@ -22,6 +22,7 @@ func init() {
 //	    interval          <duration>
 //	    # as in the dane transport's `dane` block:
 //	    resolvers         <ip[:port]...>
+//	    dnssec            validate|trust_resolver
 //	    trust_anchor_file <path>
 //	    timeout           <duration>
 //	    query_timeout     <duration>
@@ -82,7 +83,7 @@ func parseMonitorOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("interval %q is shorter than the minimum %s", s, minMonitorInterval)
 			}
 			m.Interval = caddy.Duration(dur)
-		case "resolvers", "trust_anchor_file", "timeout", "query_timeout", "cache_size":
+		case "resolvers", "dnssec", "trust_anchor_file", "timeout", "query_timeout", "cache_size":
 			validatorSegs = append(validatorSegs, d.NextSegment())
 		default:
 			return nil, d.Errf("unrecognized dane_monitor option %q", opt)
@@ -93,7 +94,7 @@ func parseMonitorOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if err := o.unmarshalCaddyfile(caddyfile.NewDispenser(asDANEBlock(validatorSegs))); err != nil {
 		return nil, err
 	}
-	m.Resolvers, m.TrustAnchorFile = o.Resolvers, o.TrustAnchorFile
+	m.Resolvers, m.DNSSEC, m.TrustAnchorFile = o.Resolvers, o.DNSSEC, o.TrustAnchorFile
 	m.Timeout, m.QueryTimeout, m.CacheSize = o.Timeout, o.QueryTimeout, o.CacheSize
 
 	var warnings []caddyconfig.Warning

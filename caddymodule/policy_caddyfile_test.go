@@ -5,14 +5,14 @@ import (
 	"testing"
 )
 
-// TestCaddyfilePolicies: on_no_tlsa and follow_cname adapt to their JSON
+// TestCaddyfilePolicies: on_no_tlsa, follow_cname and dnssec adapt to their JSON
 // fields, and bad values are refused.
 func TestCaddyfilePolicies(t *testing.T) {
-	out, err := adapt(t, ":8080 {\n reverse_proxy https://a.example:443 {\n  transport dane {\n   dane {\n    on_no_tlsa pkix\n    follow_cname\n   }\n  }\n }\n}")
+	out, err := adapt(t, ":8080 {\n reverse_proxy https://a.example:443 {\n  transport dane {\n   dane {\n    on_no_tlsa pkix\n    follow_cname\n    dnssec trust_resolver\n   }\n  }\n }\n}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), `"on_no_tlsa":"pkix"`) || !strings.Contains(string(out), `"follow_cname":true`) {
+	if !strings.Contains(string(out), `"on_no_tlsa":"pkix"`) || !strings.Contains(string(out), `"follow_cname":true`) || !strings.Contains(string(out), `"dnssec":"trust_resolver"`) {
 		t.Errorf("adapted JSON lacks the policies: %s", out)
 	}
 	for block, want := range map[string]string{

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +27,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
-	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
-	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
 )
 
 func init() {
@@ -81,9 +78,22 @@ type Transport struct {
 type Options struct {
 	// Recursive resolvers to send DNS queries to, as IP or IP:port
 	// (port 53 by default). The resolvers need not validate: every answer
-	// is validated in process from the trust anchors. Default: the
-	// nameservers in /etc/resolv.conf.
+	// is validated in process from the trust anchors (unless `dnssec` is
+	// trust_resolver). Default: the nameservers in /etc/resolv.conf.
 	Resolvers []string `json:"resolvers,omitempty"`
+
+	// How TLSA records are proven authentic. "validate" (default): DNSSEC
+	// is validated in process from the trust anchors; the resolvers are
+	// only a source of data. "trust_resolver": the proof is the AD bit of
+	// the resolvers, for operators who run a validating resolver such as
+	// Unbound on the same host. Every resolver must then be a loopback
+	// address (the AD bit is not protected on the wire), and before
+	// trusting it the transport checks that it validates with the trust
+	// anchors (AD set on the anchor zone's DNSKEY RRset, and a key that
+	// matches the anchor). AD set: secure; AD clear: insecure; SERVFAIL
+	// with a DNSSEC extended error: bogus. The resolver must not run in
+	// permissive mode (Unbound's val-permissive-mode).
+	DNSSEC string `json:"dnssec,omitempty"`
 
 	// A file of trust anchors in zone-file syntax: DS or DNSKEY records,
 	// for example Unbound's root.key, or the DS of a private zone. Default:
@@ -152,13 +162,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	vcfg, err := t.DANE.validatorConfig()
+	eng, err := t.DANE.newEngine(nil)
 	if err != nil {
 		return err
-	}
-	validator, err := dnssec.New(vcfg)
-	if err != nil {
-		return fmt.Errorf("dane: %v", err)
 	}
 	if err := registerDANEMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("dane: registering metrics: %v", err)
@@ -186,10 +192,10 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	t.auth = &dane.Authenticator{
 		OnNoTLSA:     onNoTLSA,
 		FollowCNAME:  t.DANE.FollowCNAME,
-		Validator:    validator,
+		Validator:    eng.prover,
 		Roots:        t.tlsBase.RootCAs,
 		CheckEENames: t.DANE.CheckNames,
-		Refresh:      freshLookup(vcfg, time.Duration(t.DANE.Timeout)),
+		Refresh:      eng.refresh,
 	}
 	t.handshake = time.Duration(t.TLS.HandshakeTimeout)
 	if t.handshake <= 0 {
@@ -294,111 +300,6 @@ func (t *Transport) checkStaticUpstreams(ctx caddy.Context) error {
 		break
 	}
 	return nil
-}
-
-// newValidator builds the DNSSEC validator and the resolver client it
-// queries from the options. Every error names the offending option.
-func (o *Options) newValidator() (*dnssec.Validator, error) {
-	cfg, err := o.validatorConfig()
-	if err != nil {
-		return nil, err
-	}
-	v, err := dnssec.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("dane: %v", err)
-	}
-	return v, nil
-}
-
-// freshLookup validates a TLSA RRset with a validator of its own, whose
-// cache starts empty: the authenticator's prefetch, which must not be
-// answered from the cache it is about to refresh.
-func freshLookup(cfg dnssec.Config, timeout time.Duration) func(context.Context, string) *dnssec.Result {
-	cfg.CacheSize = 64 // one chain of trust
-	return func(ctx context.Context, owner string) *dnssec.Result {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		v, err := dnssec.New(cfg)
-		if err != nil {
-			return &dnssec.Result{Name: owner, Type: dns.TypeTLSA, Status: dnssec.Indeterminate, Err: err}
-		}
-		return v.Lookup(ctx, owner, dns.TypeTLSA)
-	}
-}
-
-// validatorConfig checks the options, applies their defaults and returns
-// the validator's configuration.
-func (o *Options) validatorConfig() (dnssec.Config, error) {
-	servers, err := o.servers()
-	if err != nil {
-		return dnssec.Config{}, err
-	}
-	timeout := time.Duration(o.Timeout)
-	if timeout < 0 {
-		return dnssec.Config{}, fmt.Errorf("dane: timeout must not be negative: %s", timeout)
-	}
-	if timeout == 0 {
-		timeout = defaultLookupTimeout
-		o.Timeout = caddy.Duration(timeout)
-	}
-	try := time.Duration(o.QueryTimeout)
-	if try < 0 {
-		return dnssec.Config{}, fmt.Errorf("dane: query_timeout must not be negative: %s", try)
-	}
-	if try == 0 {
-		// Half the overall budget at most, so that a silent resolver
-		// leaves time to ask the next one, and the error names it.
-		try = min(defaultTryTimeout, timeout/2)
-		o.QueryTimeout = caddy.Duration(try)
-	}
-	if try > timeout {
-		return dnssec.Config{}, fmt.Errorf("dane: query_timeout %s is longer than timeout %s: one silent resolver would use the whole lookup budget, leaving none to ask the next", try, timeout)
-	}
-	if o.CacheSize < 0 {
-		return dnssec.Config{}, fmt.Errorf("dane: cache_size must not be negative: %d", o.CacheSize)
-	}
-	var anchors []dns.RR
-	if o.TrustAnchorFile != "" {
-		f, err := os.Open(o.TrustAnchorFile)
-		if err != nil {
-			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file: %v", err)
-		}
-		anchors, err = dnssec.ParseAnchors(f, ".")
-		f.Close()
-		if err != nil {
-			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file %s: %v", o.TrustAnchorFile, err)
-		}
-		if len(anchors) == 0 {
-			return dnssec.Config{}, fmt.Errorf("dane: trust_anchor_file %s holds no DS or DNSKEY records", o.TrustAnchorFile)
-		}
-	}
-	return dnssec.Config{
-		Exchanger: &resolver.Client{Servers: servers, Timeout: try},
-		Anchors:   anchors,
-		CacheSize: o.CacheSize,
-	}, nil
-}
-
-func (o *Options) servers() ([]string, error) {
-	if len(o.Resolvers) == 0 {
-		s, err := resolver.ServersFromResolvConf(defaultResolvConf)
-		if err != nil {
-			return nil, fmt.Errorf("dane: no resolvers configured and %s unusable: %v", defaultResolvConf, err)
-		}
-		if len(s) == 0 {
-			return nil, fmt.Errorf("dane: no resolvers configured and %s lists no nameserver", defaultResolvConf)
-		}
-		return s, nil
-	}
-	out := make([]string, 0, len(o.Resolvers))
-	for _, r := range o.Resolvers {
-		s, err := resolver.ParseServer(r)
-		if err != nil {
-			return nil, fmt.Errorf("dane: resolvers: %v", err)
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 // tlsaName returns the TLSA base domain and SNI for an upstream host.
@@ -550,6 +451,10 @@ func (t *Transport) refuse(upstream string, err error, start time.Time) error {
 	}
 	if r.EDE != 0 {
 		fields = append(fields, zap.Uint16("ede", r.EDE))
+	}
+	if r.Result != nil && r.Result.TrustedResolver != "" {
+		// dnssec trust_resolver: the verdict is the resolver's AD bit.
+		fields = append(fields, zap.String("dnssec_proof", "AD bit of "+r.Result.TrustedResolver))
 	}
 	t.logger.Error("dane refused upstream", fields...)
 	countRefused(r.Reason)

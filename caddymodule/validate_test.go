@@ -76,6 +76,12 @@ func TestValidateBadCaddyfileValues(t *testing.T) {
 		{"name is an IP", "", base + "\nname 192.0.2.1", "", "is an IP address"},
 		{"name not a DNS name", "", base + "\nname " + strings.Repeat("a", 64) + ".example", "", "not a valid DNS name"},
 		{"name without value", "", base + "\nname", "", "wrong argument count"},
+		// dnssec
+		{"dnssec unknown mode", "", base + "\ndnssec insecure", "", `dnssec "insecure": want validate or trust_resolver`},
+		{"dnssec without mode", "", base + "\ndnssec", "", "wrong argument count"},
+		{"dnssec twice", "", base + "\ndnssec validate\ndnssec trust_resolver", "", `dane option "dnssec" specified more than once`},
+		{"trust_resolver with a remote resolver", "", "resolvers 127.0.0.1 192.0.2.53\ndnssec trust_resolver\ntrust_anchor_file " + good, "", "every resolver must be a loopback address (127.0.0.0/8 or ::1); resolvers lists 192.0.2.53:53"},
+		{"trust_resolver with a remote IPv6 resolver", "", "resolvers [2001:db8::53]:53\ndnssec trust_resolver", "", "must be a loopback address"},
 		// options that would bypass DANE
 		{"versions 3", "", base, "versions 3", "HTTP/3"},
 		{"versions h2c", "", base, "versions h2c", "h2c"},
@@ -111,6 +117,9 @@ func TestValidateBadJSONValues(t *testing.T) {
 	}{
 		{"valid", "", `"dane":{"resolvers":["127.0.0.1"],"trust_anchor_file":"` + good + `"}`, ""},
 		{"unknown dane field", "", `"dane":{"resolver":["127.0.0.1"]}`, `unknown field "resolver"`},
+		{"trust_resolver on loopback", "", `"dane":{"resolvers":["127.0.0.53","::1"],"dnssec":"trust_resolver","trust_anchor_file":"` + good + `"}`, ""},
+		{"dnssec unknown mode", "", `"dane":{"resolvers":["127.0.0.1"],"dnssec":"yes"}`, `dnssec "yes": want validate or trust_resolver`},
+		{"trust_resolver with a remote resolver", "", `"dane":{"resolvers":["192.0.2.53"],"dnssec":"trust_resolver"}`, "must be a loopback address"},
 		{"resolvers not a list", "", `"dane":{"resolvers":"127.0.0.1"}`, "resolvers"},
 		{"resolver host name", "", `"dane":{"resolvers":["dns.example"]}`, `resolver address "dns.example"`},
 		{"resolver empty", "", `"dane":{"resolvers":[""]}`, "empty"},

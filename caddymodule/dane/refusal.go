@@ -90,7 +90,9 @@ func reasonForLookup(res *dnssec.Result) Reason {
 		return ReasonDNSError
 	case res.Status == dnssec.Bogus:
 		return ReasonBogus
-	case res.Rcode == dns.RcodeNameError, res.Rcode == dns.RcodeSuccess && len(res.RRset) == 0:
+	case res.Status != dnssec.Indeterminate && (res.Rcode == dns.RcodeNameError || res.Rcode == dns.RcodeSuccess && len(res.RRset) == 0):
+		// An absence the resolver reported but nobody proved (a work
+		// cap, an untrusted resolver) is indeterminate, not "no tlsa".
 		return ReasonNoTLSA
 	case res.Status == dnssec.Insecure:
 		return ReasonInsecure

@@ -16,7 +16,6 @@ import (
 // otherwise) and every other query by answer.
 type trustFixture struct {
 	key      *dns.DNSKEY
-	anchor   *dns.DS
 	probeAD  bool
 	probeKey *dns.DNSKEY // answered instead of key when set
 	probeRC  int
