@@ -24,7 +24,9 @@ var (
 // message the validator sees.
 func fuzzSeeds(t testing.TB) map[string][]byte {
 	fuzzOnce.Do(func() {
-		fuzzTree = newTree(t, hooks{})
+		fuzzTree = newTree(t, hooks{beforeDelegate: func(tr *tree) {
+			tr.zone.MustAdd("dn 300 IN DNAME svc.example.test.") // RFC 6672 redirection
+		}})
 		fuzzTree3 = newTree(t, hooks{beforeDelegate: plainDelegation, beforeSign: func(tr *tree) {
 			tr.zone.SetNSEC3(&zonekit.NSEC3Params{Iterations: 1, Salt: "aabbccdd", OptOut: true})
 			tr.tld.SetNSEC3(&zonekit.NSEC3Params{})
@@ -59,6 +61,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		{"svc.example.test.", dns.TypeTLSA},
 		{"alias.example.test.", dns.TypeA},
 		{"_443._tcp.x.wild.example.test.", dns.TypeTLSA},
+		{"_443._tcp.dn.example.test.", dns.TypeTLSA},
 	} {
 		m, err := fuzzTree.srv.Exchange(context.Background(), newQuery(q.name, q.qtype))
 		must(t, err)
@@ -109,7 +112,8 @@ func FuzzLookup(f *testing.F) {
 			name  string
 			qtype uint16
 		}{{tlsaName, dns.TypeTLSA}, {"example.test.", dns.TypeDS}, {"alias.example.test.", dns.TypeA},
-			{"_443._tcp.nope.example.test.", dns.TypeTLSA}, {"_443._tcp.x.wild.example.test.", dns.TypeTLSA}} {
+			{"_443._tcp.nope.example.test.", dns.TypeTLSA}, {"_443._tcp.x.wild.example.test.", dns.TypeTLSA},
+			{"_443._tcp.dn.example.test.", dns.TypeTLSA}} {
 			r := v.Lookup(ctx, q.name, q.qtype)
 			if r.Status == Secure {
 				t.Fatalf("fuzzed answer validated: %s", r)
