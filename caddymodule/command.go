@@ -360,7 +360,7 @@ func fetchChain(ctx context.Context, addr, sni string, timeout time.Duration) ([
 
 func checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "check <host> [port] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--timeout 5s] [--check-names] [--name <tlsa base>] [--connect <ip[:port]>] [--json]",
+		Use:   "check <host> [port] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--dnssec validate|trust_resolver] [--timeout 5s] [--check-names] [--name <tlsa base>] [--connect <ip[:port]>] [--json]",
 		Short: "Authenticate an upstream exactly as the dane transport would, and report why",
 		Long: `
 Looks up _<port>._tcp.<host>. TLSA (port 443 by default), proves it with the
@@ -373,6 +373,8 @@ matched at which depth or why nothing did, and the verdict.
 --name is the TLSA base domain when <host> is an IP address (the
 transport's 'name'); --connect dials another address than <host>:<port>
 (an IP, like ldns-dane -a), for names the system resolver cannot resolve.
+--dnssec trust_resolver takes the proof from the AD bit of loopback
+validating resolvers instead, as the transport's 'dnssec trust_resolver'.
 
 Exit status: 0 verified, 1 refused, 2 usage or configuration error.
 `,
@@ -469,7 +471,7 @@ func writeReport(w io.Writer, asJSON bool, v any, text func(io.Writer) error) er
 
 func lookupCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "lookup <name> [type] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--time <RFC 3339>] [--trace] [--json]",
+		Use:   "lookup <name> [type] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--dnssec validate|trust_resolver] [--time <RFC 3339>] [--trace] [--json]",
 		Short: "Validate any RRset with the transport's DNSSEC validator (like delv)",
 		Long: `
 Queries <name> <type> (A by default) through the resolvers with DO and CD
@@ -478,6 +480,9 @@ transport does for TLSA. Prints the verdict (secure, insecure, bogus,
 indeterminate), the reason and RFC 8914 Extended DNS Error code when not
 secure, and the records; --trace adds the chain of trust zone by zone.
 --time validates signatures as of another instant (RFC 3339).
+--dnssec trust_resolver shows instead the verdict of loopback validating
+resolvers (AD bit, or SERVFAIL with its extended error), as the transport's
+'dnssec trust_resolver' sees it; it cannot be combined with --time.
 
 Exit status: 0 secure, 1 insecure/bogus/indeterminate, 2 usage error.
 `,

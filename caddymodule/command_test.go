@@ -503,9 +503,22 @@ func TestLookup(t *testing.T) {
 		t.Errorf("--time after expiry: status %d %+v", code, lr)
 	}
 
-	for _, args := range [][]string{{}, {"www.example.test", "NOTATYPE"}, {"www.example.test", "--time", "yesterday"}} {
+	for _, args := range [][]string{{}, {"www.example.test", "NOTATYPE"}, {"www.example.test", "--time", "yesterday"},
+		{"www.example.test", "--dnssec", "trust_resolver", "--time", time.Now().Format(time.RFC3339)}, {"www.example.test", "--dnssec", "maybe"}} {
 		if _, code := run(args...); code != 2 {
 			t.Errorf("lookup %v: status %d, want 2", args, code)
 		}
+	}
+
+	// dnssec trust_resolver: the verdict of a loopback validating resolver.
+	front := startValidatingFront(t, addr, anchors)
+	out, errOut, code := caddyRun(t, "dane", "lookup", "_443._tcp.www.example.test", "TLSA", "--dnssec", "trust_resolver",
+		"--resolver", front.addr, "--trust-anchor-file", anchors, "--timeout", "3s")
+	if code != 0 || !strings.Contains(out, "TLSA: secure") || !strings.Contains(out, "proof: the AD bit of "+front.addr) {
+		t.Errorf("trust_resolver: status %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = caddyRun(t, "dane", "lookup", "www.example.test", "--dnssec", "trust_resolver", "--resolver", "192.0.2.53")
+	if code != 2 || !strings.Contains(errOut, "must be a loopback address") {
+		t.Errorf("trust_resolver with a remote resolver: status %d\n%s", code, errOut)
 	}
 }

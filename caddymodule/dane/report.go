@@ -60,6 +60,10 @@ type LookupReport struct {
 	CNAME    []string     `json:"cname,omitempty"`
 	Records  []string     `json:"records"` // presentation format, one RR each
 	Chain    []ZoneReport `json:"chain"`   // trust anchor first
+	// TrustedResolver is set when the status is a trusted resolver's
+	// verdict (dnssec trust_resolver), not in-process validation; the
+	// chain is then empty.
+	TrustedResolver string `json:"trusted_resolver,omitempty"`
 }
 
 // ZoneReport is one zone on the chain of trust (dnssec.ZoneStep).
@@ -236,6 +240,8 @@ func NewLookupReport(res *dnssec.Result) *LookupReport {
 		Wildcard: res.Wildcard,
 		Records:  []string{},
 		Chain:    []ZoneReport{},
+
+		TrustedResolver: res.TrustedResolver,
 	}
 	if lr.Type == "" {
 		lr.Type = fmt.Sprintf("TYPE%d", res.Type)
@@ -404,6 +410,9 @@ func writeLookup(b *strings.Builder, lr *LookupReport, prefix string, trace bool
 	}
 	if lr.Wildcard != "" {
 		fmt.Fprintf(b, "%ssynthesized from %s\n", pad, lr.Wildcard)
+	}
+	if lr.TrustedResolver != "" {
+		fmt.Fprintf(b, "%sproof: the AD bit of %s (dnssec trust_resolver), not validated here\n", pad, lr.TrustedResolver)
 	}
 	if !trace {
 		return
