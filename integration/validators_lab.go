@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -69,6 +70,9 @@ func newValidatorTree() (*zonekit.Server, *dns.DS, error) {
 	child("signer.test.", nil, "www IN A 192.0.2.9")
 	child("stripped.test.", nil, "www IN A 192.0.2.10")
 	unkalg := child("unkalg.test.", nil, "www IN A 192.0.2.11")
+	// DNAME redirections (RFC 6672): into a signed zone, into an unsigned
+	// one, and one whose RRSIG is corrupted in flight (see Tamper).
+	child("dname.test.", nil, "red IN DNAME nsec.test.", "toplain IN DNAME plain.test.", "bad IN DNAME nsec.test.")
 	for _, z := range zones[2:] {
 		parent := tld
 		if z == uns {
@@ -115,6 +119,12 @@ func newValidatorTree() (*zonekit.Server, *dns.DS, error) {
 					s.SignerName = "test."
 				}
 			}
+		case dns.IsSubDomain("bad.dname.test.", name): // bad signature over the DNAME
+			for _, rr := range r.Answer {
+				if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == dns.TypeDNAME {
+					s.Signature = corrupt(s.Signature)
+				}
+			}
 		case name == "www.stripped.test.": // stripped RRSIG
 			var keep []dns.RR
 			for _, rr := range r.Answer {
@@ -126,6 +136,16 @@ func newValidatorTree() (*zonekit.Server, *dns.DS, error) {
 		}
 	}
 	return srv, root.DS()[0], nil
+}
+
+// corrupt flips bits in a base64 signature, keeping its length.
+func corrupt(sig string) string {
+	b, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || len(b) == 0 {
+		return sig
+	}
+	b[len(b)/2] ^= 0xff
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // StartValidatorLab serves the tree and starts Unbound in dir.

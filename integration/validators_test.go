@@ -60,6 +60,12 @@ func TestValidatorsAgree(t *testing.T) {
 		{"unknown DS algorithm", "www.unkalg.test.", dns.TypeA, "insecure", ""},
 		{"CNAME chain, secure", "alias.nsec.test.", dns.TypeA, "secure", ""},
 		{"CNAME chain, insecure target", "toplain.nsec.test.", dns.TypeA, "insecure", ""},
+		// RFC 6672 §5.3.1: the signed DNAME is validated, the resolver's
+		// unsigned synthesized CNAME is not needed.
+		{"DNAME redirect, secure", "www.red.dname.test.", dns.TypeA, "secure", ""},
+		{"DNAME redirect, NXDOMAIN at the target", "nope.red.dname.test.", dns.TypeA, "secure", ""},
+		{"DNAME redirect, insecure target", "www.toplain.dname.test.", dns.TypeA, "insecure", ""},
+		{"DNAME with a bad signature", "www.bad.dname.test.", dns.TypeA, "bogus", ""},
 	}
 	t.Logf("| scenario | query | ours | unbound | delv | RFC |")
 	t.Logf("|---|---|---|---|---|---|")
