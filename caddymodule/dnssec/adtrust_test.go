@@ -314,3 +314,84 @@ func TestNewResolverTrustErrors(t *testing.T) {
 		t.Fatal("empty anchors accepted")
 	}
 }
+
+// FuzzResolverTrust feeds arbitrary messages as the trusted resolver's
+// answer (after a good probe): no panic, no hang, and never Secure unless
+// the message answers the question with NOERROR or NXDOMAIN and AD set;
+// a Secure RRset holds only records of the question's type, owned by the
+// question or the end of its CNAME chain.
+func FuzzResolverTrust(f *testing.F) {
+	key := &dns.DNSKEY{Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Flags: 257, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
+	if _, err := key.Generate(256); err != nil {
+		f.Fatal(err)
+	}
+	q := newTrustQuery(tlsaName, dns.TypeTLSA)
+	for _, m := range []*dns.Msg{
+		reply(q, 0, true, trustTLSA),
+		reply(q, 0, false, trustTLSA),
+		reply(q, dns.RcodeNameError, true, trustSOA),
+		reply(q, 0, true, "_443._tcp.svc.example.test. 60 IN CNAME x.example.test.", "x.example.test. 60 IN TLSA "+tlsaData),
+		reply(q, 0, true, "_443._tcp.svc.example.test. 60 IN CNAME x.example.test.", "x.example.test. 60 IN CNAME _443._tcp.svc.example.test."),
+		servfail(q, dns.ExtendedErrorCodeDNSBogus, "bad"),
+	} {
+		wire, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(wire, true)
+		f.Add(wire, false)
+	}
+	f.Fuzz(func(t *testing.T, wire []byte, fixHeader bool) {
+		var got, asked *dns.Msg
+		ex := ExchangeFunc(func(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
+			if q.Question[0].Qtype == dns.TypeDNSKEY {
+				m := reply(q, 0, true)
+				m.Answer = []dns.RR{key}
+				return m, nil
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(wire); err != nil {
+				return nil, err
+			}
+			if fixHeader {
+				m.Id, m.Response, m.Opcode, m.Truncated = q.Id, true, dns.OpcodeQuery, false
+				m.Question = q.Question
+			}
+			got, asked = m, q
+			return m, nil
+		})
+		rt, err := NewResolverTrust(TrustConfig{Exchanger: ex, Anchors: []dns.RR{key.ToDS(dns.SHA256)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA)
+		if r == nil {
+			t.Fatal("nil result")
+		}
+		if r.Status != Secure {
+			return
+		}
+		switch {
+		case got == nil:
+			t.Fatal("Secure without an answer")
+		case !got.AuthenticatedData:
+			t.Fatalf("Secure from an answer without AD: %v", got)
+		case got.Rcode != dns.RcodeSuccess && got.Rcode != dns.RcodeNameError:
+			t.Fatalf("Secure from rcode %s", dns.RcodeToString[got.Rcode])
+		case mismatch(asked, got) != "":
+			t.Fatalf("Secure from a message that does not answer the question: %s", mismatch(asked, got))
+		}
+		owner := tlsaName
+		if len(r.CNAME) > 0 {
+			owner = dns.CanonicalName(r.CNAME[len(r.CNAME)-1].Target)
+		}
+		for _, rr := range r.RRset {
+			if rr.Header().Rrtype != dns.TypeTLSA || rr.Header().Name != owner {
+				t.Fatalf("Secure RRset holds %s (owner %s)", rr, owner)
+			}
+		}
+	})
+}
