@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,12 +186,35 @@ type keyedUpstream struct {
 
 	resetEvery atomic.Int64 // when > 0: every n-th request is cut mid-response
 	seq        atomic.Int64
+	Resets     atomic.Int64 // responses cut mid-body
 	Requests   atomic.Int64
 	Breaches   atomic.Int64 // requests on a connection whose key was not published
 	ByKey      sync.Map     // label → *atomic.Int64 requests
 }
 
 type connCtxKey struct{}
+
+// keyedBodyPrefix starts every complete response body of a keyedUpstream,
+// which is "ok key=<label>\n"; the load client checks it (completeBody).
+const keyedBodyPrefix = "ok key="
+
+// completeBody reports why a response body read through the proxy is not
+// the whole body the keyedUpstream sent, or "" if it is: the read failed
+// (connection cut before the promised length or the final chunk), the
+// length differs from Content-Length, or a 200 body is not a complete
+// "ok key=<label>\n".
+func completeBody(resp *http.Response, body []byte, readErr error) string {
+	switch {
+	case readErr != nil:
+		return fmt.Sprintf("body read failed after %d bytes: %v", len(body), readErr)
+	case resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength:
+		return fmt.Sprintf("body has %d bytes, Content-Length %d", len(body), resp.ContentLength)
+	case resp.StatusCode == http.StatusOK &&
+		(!strings.HasPrefix(string(body), keyedBodyPrefix) || !strings.HasSuffix(string(body), "\n")):
+		return fmt.Sprintf("body %q is not a complete %q... line", body, keyedBodyPrefix)
+	}
+	return ""
+}
 
 func newKeyedUpstream(certs map[string]tls.Certificate, cur string, published ...string) (*keyedUpstream, error) {
 	u := &keyedUpstream{certs: certs, cur: cur, published: map[string]bool{}, connKey: map[net.Conn]string{}}
@@ -242,6 +266,7 @@ func (u *keyedUpstream) serve(ln net.Listener) {
 		n.(*atomic.Int64).Add(1)
 		if k := u.resetEvery.Load(); k > 0 && u.seq.Add(1)%k == 0 {
 			// Cut the connection mid-response: headers promised more.
+			u.Resets.Add(1)
 			w.Header().Set("Content-Length", "100")
 			w.WriteHeader(200)
 			io.WriteString(w, "partial")
@@ -250,7 +275,7 @@ func (u *keyedUpstream) serve(ln net.Listener) {
 			}
 			panic(http.ErrAbortHandler)
 		}
-		fmt.Fprintf(w, "ok key=%s\n", label)
+		fmt.Fprintf(w, "%s%s\n", keyedBodyPrefix, label)
 	})
 	u.srv = &http.Server{
 		Handler:           mux,

@@ -48,8 +48,13 @@ const (
 type sample struct {
 	start  time.Time
 	dur    time.Duration
-	status int // 0: no HTTP response
+	status int    // 0: no HTTP response
+	short  string // why the body is not all the upstream sent; "" if it is
 }
+
+// ok: a 200 whose whole body arrived. A response cut after its headers is
+// a failure the client sees, whatever its status line said.
+func (s sample) ok() bool { return s.status == http.StatusOK && s.short == "" }
 
 type loadGen struct {
 	mu      sync.Mutex
@@ -68,9 +73,10 @@ func (l *loadGen) run(ctx context.Context, url string) {
 				s := sample{start: time.Now()}
 				resp, err := client.Get(url)
 				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
+					body, rerr := io.ReadAll(resp.Body)
 					resp.Body.Close()
 					s.status = resp.StatusCode
+					s.short = completeBody(resp, body, rerr)
 				}
 				s.dur = time.Since(s.start)
 				l.mu.Lock()
@@ -120,7 +126,7 @@ func (l *loadGen) healthySince(d time.Duration) bool {
 		return false
 	}
 	for _, s := range recent {
-		if s.status != 200 {
+		if !s.ok() {
 			return false
 		}
 	}
@@ -130,12 +136,15 @@ func (l *loadGen) healthySince(d time.Duration) bool {
 type faultRow struct {
 	Name       string
 	Requests   int
-	Failed     int
+	Failed     int   // no response, a status other than 200, or a short body
+	Truncated  int   // of Failed: a response whose body was cut short
+	Resets     int64 // responses the upstream cut mid-body
 	Breaches   int64
 	MaxWait    time.Duration
 	Recovery   time.Duration
 	Recovered  bool
 	MustNotErr bool
+	ShortBody  string // one example of a short body
 }
 
 func TestFaults(t *testing.T) {
@@ -237,7 +246,7 @@ func TestFaults(t *testing.T) {
 
 	var rows []faultRow
 	measure := func(name string, mustNotFail bool, inject, remove func()) {
-		b0 := up.Breaches.Load()
+		b0, r0 := up.Breaches.Load(), up.Resets.Load()
 		t0 := time.Now()
 		inject()
 		time.Sleep(faultHold)
@@ -246,12 +255,19 @@ func TestFaults(t *testing.T) {
 		recovered := waitFor(12*time.Second, func() bool { return lg.healthySince(time.Second) })
 		time.Sleep(faultLookup + faultHandshake) // let the slowest requests of the window finish
 		end := time.Now()
-		row := faultRow{Name: name, Breaches: up.Breaches.Load() - b0, Recovered: recovered, MustNotErr: mustNotFail}
+		row := faultRow{Name: name, Breaches: up.Breaches.Load() - b0, Resets: up.Resets.Load() - r0,
+			Recovered: recovered, MustNotErr: mustNotFail}
 		var lastFail time.Time
 		for _, s := range lg.window(t0, end) {
 			row.Requests++
 			row.MaxWait = max(row.MaxWait, s.dur)
-			if s.status != 200 {
+			if s.short != "" {
+				row.Truncated++
+				if row.ShortBody == "" {
+					row.ShortBody = s.short
+				}
+			}
+			if !s.ok() {
 				row.Failed++
 				if f := s.start.Add(s.dur); f.After(lastFail) {
 					lastFail = f
@@ -262,8 +278,11 @@ func TestFaults(t *testing.T) {
 			row.Recovery = lastFail.Sub(t1)
 		}
 		rows = append(rows, row)
-		t.Logf("%-44s requests %5d failed %5d breaches %d max wait %6v recovery %v",
-			name, row.Requests, row.Failed, row.Breaches, row.MaxWait.Round(time.Millisecond), row.Recovery.Round(10*time.Millisecond))
+		t.Logf("%-44s requests %5d failed %5d (short body %d; cut by the upstream %d) breaches %d max wait %6v recovery %v",
+			name, row.Requests, row.Failed, row.Truncated, row.Resets, row.Breaches, row.MaxWait.Round(time.Millisecond), row.Recovery.Round(10*time.Millisecond))
+		if row.ShortBody != "" {
+			t.Logf("%-44s e.g. %s", "", row.ShortBody)
+		}
 	}
 	dnsFaultFn := func(f dnsFault) (func(), func()) {
 		return func() { fd.set(f) }, func() { fd.set(faultNone) }
@@ -338,25 +357,44 @@ func TestFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func() {})
-	measure("upstream resets every 20th request mid-response", false,
+	const resetRow = "upstream resets every 20th request mid-response"
+	measure(resetRow, false,
 		func() { up.resetEvery.Store(20) }, func() { up.resetEvery.Store(0) })
 
 	stopLoad()
 	<-loadDone
 	bound := faultLookup + faultHandshake + 500*time.Millisecond
 	var table strings.Builder
-	fmt.Fprintf(&table, "| fault | requests | failed | reached a non-matching upstream | longest wait | recovery |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&table, "| fault | requests | failed (of which short body) | reached a non-matching upstream | longest wait | recovery |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		rec := r.Recovery.Round(10 * time.Millisecond).String()
 		if !r.Recovered {
 			rec = "not recovered in 12s"
 		}
-		fmt.Fprintf(&table, "| %s | %d | %d | %d | %v | %s |\n", r.Name, r.Requests, r.Failed, r.Breaches, r.MaxWait.Round(time.Millisecond), rec)
+		fmt.Fprintf(&table, "| %s | %d | %d (%d) | %d | %v | %s |\n", r.Name, r.Requests, r.Failed, r.Truncated, r.Breaches, r.MaxWait.Round(time.Millisecond), rec)
 		if r.Breaches != 0 {
 			t.Errorf("%s: %d requests reached the upstream on a connection whose key no published TLSA record held", r.Name, r.Breaches)
 		}
 		if r.MustNotErr && r.Failed != 0 {
 			t.Errorf("%s: %d requests failed", r.Name, r.Failed)
+		}
+		if r.Resets != 0 && r.Name != resetRow {
+			t.Errorf("%s: the upstream cut %d responses, but only the %q row cuts any", r.Name, r.Resets, resetRow)
+		}
+		if r.Name == resetRow {
+			// Every cut response is a request the client sees fail: a
+			// 200 whose body stops short. Requests already in flight when
+			// the fault was injected started before the window, so the
+			// client may count a few fewer than the upstream cut, never more.
+			const inFlight = faultWorkers
+			switch {
+			case r.Resets == 0:
+				t.Errorf("%s: the upstream cut no response", r.Name)
+			case int64(r.Truncated) > r.Resets || int64(r.Truncated) < r.Resets-inFlight || r.Truncated == 0:
+				t.Errorf("%s: the client saw %d short bodies, the upstream cut %d responses", r.Name, r.Truncated, r.Resets)
+			case r.Failed < r.Truncated:
+				t.Errorf("%s: %d short bodies but only %d failed requests", r.Name, r.Truncated, r.Failed)
+			}
 		}
 		if r.MaxWait > bound {
 			t.Errorf("%s: a request waited %v, more than the lookup timeout + handshake timeout (%v)", r.Name, r.MaxWait, bound)
