@@ -48,7 +48,7 @@ func (o *Options) newEngine(now func() time.Time) (*engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dane: %v", err)
 		}
-		return &engine{prover: v, refresh: freshLookup(cfg, timeout)}, nil
+		return &engine{prover: v, refresh: bounded(timeout, v.Refresh)}, nil
 	case dnssecTrustResolver:
 		if now != nil {
 			return nil, fmt.Errorf("dane: dnssec %s takes the resolver's verdict as of now; validating as of another time needs dnssec %s", dnssecTrustResolver, dnssecValidate)
@@ -65,11 +65,8 @@ func (o *Options) newEngine(now func() time.Time) (*engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dane: %v", err)
 		}
-		return &engine{prover: rt, refresh: func(ctx context.Context, owner string) *dnssec.Result {
-			ctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			return rt.Lookup(ctx, owner, dns.TypeTLSA)
-		}}, nil
+		// It keeps no cache: a lookup is already a fresh one.
+		return &engine{prover: rt, refresh: bounded(timeout, rt.Lookup)}, nil
 	}
 	return nil, fmt.Errorf("dane: dnssec %q: want %s or %s", o.DNSSEC, dnssecValidate, dnssecTrustResolver)
 }
@@ -93,19 +90,15 @@ func loopbackOnly(servers []string, fromResolvConf bool) error {
 	return nil
 }
 
-// freshLookup validates a TLSA RRset with a validator of its own, whose
-// cache starts empty: the authenticator's prefetch, which must not be
-// answered from the cache it is about to refresh.
-func freshLookup(cfg dnssec.Config, timeout time.Duration) func(context.Context, string) *dnssec.Result {
-	cfg.CacheSize = 64 // one chain of trust
+// bounded makes lookup a TLSA refresh for the authenticator's prefetch,
+// bounded by the lookup timeout. For the in-process validator, lookup is
+// Validator.Refresh: the TLSA RRset is queried and validated afresh, the
+// zone keys come from the cache while valid.
+func bounded(timeout time.Duration, lookup func(context.Context, string, uint16) *dnssec.Result) func(context.Context, string) *dnssec.Result {
 	return func(ctx context.Context, owner string) *dnssec.Result {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		v, err := dnssec.New(cfg)
-		if err != nil {
-			return &dnssec.Result{Name: owner, Type: dns.TypeTLSA, Status: dnssec.Indeterminate, Err: err}
-		}
-		return v.Lookup(ctx, owner, dns.TypeTLSA)
+		return lookup(ctx, owner, dns.TypeTLSA)
 	}
 }
 

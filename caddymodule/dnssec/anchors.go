@@ -123,3 +123,51 @@ func recordLines(text []byte) []int {
 	}
 	return starts
 }
+
+// anchorSets groups trust anchors by zone, checking each (shared with New).
+func anchorSets(rrs []dns.RR) (map[string]*anchorSet, error) {
+	out := make(map[string]*anchorSet)
+	for _, rr := range rrs {
+		zone := dns.CanonicalName(rr.Header().Name)
+		a := out[zone]
+		if a == nil {
+			a = new(anchorSet)
+			out[zone] = a
+		}
+		switch rr := dns.Copy(rr).(type) {
+		case *dns.DS:
+			rr.Hdr.Name = zone
+			a.ds = append(a.ds, rr)
+		case *dns.DNSKEY:
+			if why := zoneKeyUsable(rr); why != "" {
+				return nil, fmt.Errorf("dnssec: trust anchor %s DNSKEY %d: %s", zone, rr.KeyTag(), why)
+			}
+			rr.Hdr.Name = zone
+			a.keys = append(a.keys, rr)
+		default:
+			return nil, fmt.Errorf("dnssec: trust anchor %s is a %s record, want DS or DNSKEY", zone, dns.TypeToString[rr.Header().Rrtype])
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("dnssec: no trust anchors")
+	}
+	return out, nil
+}
+
+// closestAnchorIn returns the deepest zone of anchors at or above name, or
+// "" (RFC 4035 §4.3: the closest trust anchor decides).
+func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
+	for n := name; ; {
+		if anchors[n] != nil {
+			return n
+		}
+		i, end := dns.NextLabel(n, 0)
+		if end {
+			if anchors["."] != nil {
+				return "."
+			}
+			return ""
+		}
+		n = n[i:]
+	}
+}

@@ -30,15 +30,24 @@ type lru struct {
 type lruEntry struct {
 	key     string
 	val     any
+	stored  time.Time
 	expires time.Time
 }
+
+// refreshTail: a refresh (Validator.Refresh) also renews every cached
+// entry it uses that is in the last 1/refreshTail of its life, so that a
+// refreshed answer is not cut short by zone keys about to expire, and the
+// next ordinary lookup does not have to wait for them.
+const refreshTail = 10
 
 func newLRU(max int) *lru {
 	return &lru{max: max, order: list.New(), items: make(map[string]*list.Element)}
 }
 
-// get returns the live value for key and when it expires.
-func (c *lru) get(key string, now time.Time) (any, time.Time, bool) {
+// get returns the live value for key and when it expires. With renew, an
+// entry in the last 1/refreshTail of its life counts as missing (it stays
+// until replaced).
+func (c *lru) get(key string, now time.Time, renew bool) (any, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
@@ -51,20 +60,23 @@ func (c *lru) get(key string, now time.Time) (any, time.Time, bool) {
 		delete(c.items, key)
 		return nil, time.Time{}, false
 	}
+	if renew && !now.Before(e.expires.Add(-e.expires.Sub(e.stored)/refreshTail)) {
+		return nil, time.Time{}, false
+	}
 	c.order.MoveToFront(el)
 	return e.val, e.expires, true
 }
 
-func (c *lru) put(key string, val any, expires time.Time) {
+func (c *lru) put(key string, val any, now, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
 		e := el.Value.(*lruEntry)
-		e.val, e.expires = val, expires
+		e.val, e.stored, e.expires = val, now, expires
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[key] = c.order.PushFront(&lruEntry{key: key, val: val, expires: expires})
+	c.items[key] = c.order.PushFront(&lruEntry{key: key, val: val, stored: now, expires: expires})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
 func TestCacheHit(t *testing.T) {
@@ -84,21 +86,31 @@ func TestCacheBounded(t *testing.T) {
 	c := newLRU(3)
 	exp := testNow.Add(time.Hour)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		c.put(k, k, exp)
+		c.put(k, k, testNow, exp)
 	}
 	if c.len() != 3 {
 		t.Fatalf("len %d", c.len())
 	}
-	if _, _, ok := c.get("a", testNow); ok {
+	if _, _, ok := c.get("a", testNow, false); ok {
 		t.Error("least recently used entry kept")
 	}
-	c.get("b", testNow)
-	c.put("e", "e", exp)
-	if _, _, ok := c.get("b", testNow); !ok {
+	c.get("b", testNow, false)
+	c.put("e", "e", testNow, exp)
+	if _, _, ok := c.get("b", testNow, false); !ok {
 		t.Error("recently used entry evicted")
 	}
-	if _, _, ok := c.get("e", exp); ok {
+	if _, _, ok := c.get("e", exp, false); ok {
 		t.Error("expired entry returned")
+	}
+	// Renewal: an entry in the last tenth of its life is a miss.
+	if _, _, ok := c.get("b", testNow.Add(53*time.Minute), true); !ok {
+		t.Error("renew missed an entry with 7 of 60 minutes left")
+	}
+	if _, _, ok := c.get("b", testNow.Add(54*time.Minute), true); ok {
+		t.Error("renew hit an entry with 6 of 60 minutes left")
+	}
+	if _, _, ok := c.get("b", testNow.Add(54*time.Minute), false); !ok {
+		t.Error("an entry near its end is gone for ordinary lookups")
 	}
 }
 
@@ -168,7 +180,7 @@ func TestTimeout(t *testing.T) {
 				t.Fatalf("%s", r)
 			}
 			// Timeouts are the caller's, not the data's: not cached.
-			if _, _, ok := v.cached("r/" + tlsaName + "/52"); ok {
+			if _, _, ok := v.cached("r/"+tlsaName+"/52", false); ok {
 				t.Error("timeout cached")
 			}
 		})
@@ -200,5 +212,60 @@ func TestChainDepthLimit(t *testing.T) {
 	must(t, err)
 	if r := v.Lookup(context.Background(), tlsaName, dns.TypeTLSA); r.Status == Secure || !errorsIs(r.Err, ErrLimitExceeded) {
 		t.Fatalf("%s", r)
+	}
+}
+
+// TestRefresh: a refresh queries the answer again (and each CNAME hop)
+// but takes the zone keys from the cache, and what it validated is then
+// served from the cache.
+func TestRefresh(t *testing.T) {
+	tr := newTree(t, hooks{})
+	ex := countQueries(tr.srv)
+	clock := newClock()
+	v := newValidator(t, ex, dsAnchors(tr.root), clock)
+	ctx := context.Background()
+	if r := v.Lookup(ctx, tlsaName, dns.TypeTLSA); r.Status != Secure {
+		t.Fatal(r)
+	}
+	cold := ex.Total()
+	clock.Add(100 * time.Second)
+	r := v.Refresh(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Secure || r.Cached || len(r.RRset) != 1 {
+		t.Fatalf("refresh: %s cached=%v", r, r.Cached)
+	}
+	if n := ex.Total() - cold; n != 1 {
+		t.Errorf("refresh made %d queries, want 1 (the TLSA only): %v", n, ex.byKey)
+	}
+	if r.TTL != 300*time.Second {
+		t.Errorf("refreshed TTL %s, want the full 300s", r.TTL)
+	}
+	after := v.Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if !after.Cached || after.TTL != 300*time.Second || ex.Total()-cold != 1 {
+		t.Errorf("lookup after refresh: cached=%v ttl=%s, %d queries", after.Cached, after.TTL, ex.Total()-cold-1)
+	}
+
+	// Near the end of the zone keys' life (DefaultTTL), a refresh renews
+	// them too: a refreshed answer is not cut short by keys about to
+	// expire, and no ordinary lookup has to wait for them later.
+	clock.Add(zonekit.DefaultTTL*time.Second*95/100 - 100*time.Second)
+	before := ex.Total()
+	r = v.Refresh(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Secure || r.TTL != 300*time.Second {
+		t.Fatalf("refresh near key expiry: %s", r)
+	}
+	if n := ex.Total() - before; n != 6 {
+		t.Errorf("refresh near key expiry made %d queries, want 6 (TLSA, 3 DNSKEY, 2 DS)", n)
+	}
+
+	// Through a CNAME: both hops are asked again.
+	if r := v.Lookup(ctx, "alias.example.test.", dns.TypeA); r.Status != Secure || len(r.CNAME) != 1 {
+		t.Fatal(r)
+	}
+	before = ex.Total()
+	if r := v.Refresh(ctx, "alias.example.test.", dns.TypeA); r.Status != Secure || len(r.CNAME) != 1 || r.Cached {
+		t.Fatal(r)
+	}
+	if n := ex.Total() - before; n != 2 {
+		t.Errorf("refresh through a CNAME made %d queries, want 2", n)
 	}
 }

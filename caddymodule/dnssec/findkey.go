@@ -33,7 +33,7 @@ func (v *Validator) provenInsecure(ctx context.Context, w *work, name string, qt
 	}
 	for i := len(path) - 1; i >= 0; i-- {
 		z := path[i]
-		dr := v.lookup(ctx, w, z, dns.TypeDS)
+		dr := v.lookup(ctx, w, z, dns.TypeDS, false)
 		switch {
 		case dr.Status == Insecure:
 			return dr.Chain, dr.TTL, dr.Err

@@ -29,7 +29,7 @@ type keyEntry struct {
 func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntry {
 	key := "k/" + zone
 	for attempt := 0; ; attempt++ {
-		if val, _, ok := v.cached(key); ok {
+		if val, _, ok := v.cached(key, w.renew); ok {
 			return val.(*keyEntry)
 		}
 		ch := v.flight.DoChan(key, func() (any, error) {
@@ -81,7 +81,7 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 		step.Anchor = true
 		ds, anchorKeys = a.ds, a.keys
 	} else {
-		dr := v.lookup(ctx, w, zone, dns.TypeDS)
+		dr := v.lookup(ctx, w, zone, dns.TypeDS, false)
 		parent = dr.Chain
 		switch {
 		case dr.Status == Insecure:

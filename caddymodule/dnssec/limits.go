@@ -90,4 +90,6 @@ type work struct {
 	validations atomic.Int32
 	depth       atomic.Int32
 	hashes      atomic.Int32 // NSEC3 hash computations
+
+	renew bool // a Refresh: renew cache entries near their end (see Refresh)
 }

@@ -57,38 +57,18 @@ func New(c Config) (*Validator, error) {
 	if anchors == nil {
 		anchors = RootAnchors()
 	}
+	sets, err := anchorSets(anchors)
+	if err != nil {
+		return nil, err
+	}
 	v := &Validator{
 		exchanger: c.Exchanger,
 		now:       c.Now,
 		limits:    c.Limits.withDefaults(),
-		anchors:   make(map[string]*anchorSet),
+		anchors:   sets,
 	}
 	if v.now == nil {
 		v.now = time.Now
-	}
-	for _, rr := range anchors {
-		zone := dns.CanonicalName(rr.Header().Name)
-		a := v.anchors[zone]
-		if a == nil {
-			a = new(anchorSet)
-			v.anchors[zone] = a
-		}
-		switch rr := dns.Copy(rr).(type) {
-		case *dns.DS:
-			rr.Hdr.Name = zone
-			a.ds = append(a.ds, rr)
-		case *dns.DNSKEY:
-			if why := zoneKeyUsable(rr); why != "" {
-				return nil, fmt.Errorf("dnssec: trust anchor %s DNSKEY %d: %s", zone, rr.KeyTag(), why)
-			}
-			rr.Hdr.Name = zone
-			a.keys = append(a.keys, rr)
-		default:
-			return nil, fmt.Errorf("dnssec: trust anchor %s is a %s record, want DS or DNSKEY", zone, dns.TypeToString[rr.Header().Rrtype])
-		}
-	}
-	if len(v.anchors) == 0 {
-		return nil, errors.New("dnssec: no trust anchors")
 	}
 	size := c.CacheSize
 	if size <= 0 {
@@ -101,32 +81,32 @@ func New(c Config) (*Validator, error) {
 
 // closestAnchor returns the deepest zone with a trust anchor at or above
 // name, or "" (RFC 4035 §4.3: the closest trust anchor decides).
-func (v *Validator) closestAnchor(name string) string {
-	for n := name; ; {
-		if v.anchors[n] != nil {
-			return n
-		}
-		i, end := dns.NextLabel(n, 0)
-		if end {
-			if v.anchors["."] != nil {
-				return "."
-			}
-			return ""
-		}
-		n = n[i:]
-	}
-}
+func (v *Validator) closestAnchor(name string) string { return closestAnchorIn(v.anchors, name) }
 
 // Lookup queries name/qtype and validates the answer. It follows CNAMEs
 // whose every hop validates, up to Limits.MaxCNAMEs. It never returns nil;
 // the Result's Status and Err say what was proven. ctx bounds the lookup.
 func (v *Validator) Lookup(ctx context.Context, name string, qtype uint16) *Result {
+	return v.lookupChain(ctx, name, qtype, false)
+}
+
+// Refresh is Lookup without the cached results for name/qtype and the
+// CNAME hops from it: the answer is queried and validated afresh (and
+// cached), while the zone keys and DS RRsets on the chain of trust come
+// from the cache unless they are in the last tenth of their life, when
+// they are renewed too. It is what a prefetch needs (Unbound's prefetch):
+// usually one query, not the whole chain again.
+func (v *Validator) Refresh(ctx context.Context, name string, qtype uint16) *Result {
+	return v.lookupChain(ctx, name, qtype, true)
+}
+
+func (v *Validator) lookupChain(ctx context.Context, name string, qtype uint16, fresh bool) *Result {
 	if _, ok := dns.IsDomainName(name); !ok || name == "" {
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(rrsetName(name, qtype), nil, "invalid domain name %q", name)})
 	}
 	name = dns.CanonicalName(name)
-	w := new(work)
-	r := v.lookup(ctx, w, name, qtype)
+	w := &work{renew: fresh}
+	r := v.lookup(ctx, w, name, qtype, fresh)
 	var cnames []*dns.CNAME
 	seen := map[string]bool{name: true}
 	for r.alias != "" {
@@ -139,7 +119,7 @@ func (v *Validator) Lookup(ctx context.Context, name string, qtype uint16) *Resu
 			r = finish(&Result{Name: target, Type: qtype, Chain: r.Chain, Err: bogusf(rrsetName(target, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "CNAME loop at %s from %s", target, name)})
 		default:
 			seen[target] = true
-			r = v.lookup(ctx, w, target, qtype)
+			r = v.lookup(ctx, w, target, qtype, fresh)
 			r.TTL = min(r.TTL, ttl)
 		}
 	}
@@ -149,15 +129,16 @@ func (v *Validator) Lookup(ctx context.Context, name string, qtype uint16) *Resu
 	return r
 }
 
-// lookup returns the validated result for name/qtype from the cache or
-// by resolving it once for all concurrent callers. A CNAME answer comes
+// lookup returns the validated result for name/qtype from the cache
+// (unless fresh) or by resolving it once for all concurrent callers; a
+// fresh lookup may join a resolution already in flight. A CNAME answer comes
 // back with alias set; following it is the caller's job, outside this
 // flight, so that flights only ever wait on flights for ancestor zones
 // and cannot deadlock.
-func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint16) *Result {
+func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint16, fresh bool) *Result {
 	key := "r/" + name + "/" + strconv.Itoa(int(qtype))
 	for attempt := 0; ; attempt++ {
-		if val, exp, ok := v.cached(key); ok {
+		if val, exp, ok := v.cached(key, w.renew); ok && !fresh {
 			r := *val.(*Result)
 			r.Cached, r.TTL = true, exp.Sub(v.now())
 			return &r
@@ -186,12 +167,14 @@ func ctxFailure(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (v *Validator) cached(key string) (any, time.Time, bool) {
+// cached returns a live cache entry; with renew, not one in the last
+// 1/refreshTail of its life (see Refresh).
+func (v *Validator) cached(key string, renew bool) (any, time.Time, bool) {
 	now := v.now()
-	if val, exp, ok := v.good.get(key, now); ok {
+	if val, exp, ok := v.good.get(key, now, renew); ok {
 		return val, exp, true
 	}
-	return v.bad.get(key, now)
+	return v.bad.get(key, now, renew)
 }
 
 // store caches a result or key entry: Secure and Insecure ones for their
@@ -203,10 +186,10 @@ func (v *Validator) store(key string, val any, s Status, err error, ttl time.Dur
 	case ctxFailure(err):
 	case s == Secure || s == Insecure:
 		if ttl > 0 {
-			v.good.put(key, val, now.Add(ttl))
+			v.good.put(key, val, now, now.Add(ttl))
 		}
 	default:
-		v.bad.put(key, val, now.Add(badTTL))
+		v.bad.put(key, val, now, now.Add(badTTL))
 	}
 }
 
