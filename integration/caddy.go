@@ -40,6 +40,8 @@ type Dane struct {
 	Resolvers   string // "127.0.0.1:5300"
 	TrustAnchor string // path
 	Timeout     string // "2s"
+	DNSSEC      string // "validate" or "trust_resolver"; "" leaves the option out
+	OnNoTLSA    string // "refuse" or "pkix"; "" leaves the option out
 }
 
 // Site is one Caddyfile site: http://127.0.0.1:<Port> proxying to
@@ -71,6 +73,12 @@ func (s Site) Caddyfile() string {
 	}
 	if s.Dane.Timeout != "" {
 		fmt.Fprintf(&b, "\t\t\t\ttimeout %s\n", s.Dane.Timeout)
+	}
+	if s.Dane.DNSSEC != "" {
+		fmt.Fprintf(&b, "\t\t\t\tdnssec %s\n", s.Dane.DNSSEC)
+	}
+	if s.Dane.OnNoTLSA != "" {
+		fmt.Fprintf(&b, "\t\t\t\ton_no_tlsa %s\n", s.Dane.OnNoTLSA)
 	}
 	b.WriteString("\t\t\t}\n")
 	if s.DialResolver != "" {

@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Helpers for trust_resolver_test.go, the tests of `dnssec trust_resolver`
+// (the transport takes the DNSSEC verdict from a loopback validating
+// resolver's AD bit instead of validating in process).
+
+// labZones are the zones NSD serves (see the package documentation).
+var labZones = []string{zoneParent, zoneSecure, zoneBogus, zoneExpired, zoneUnsigned, zoneInsecure}
+
+// StartExtraUnbound starts another Unbound over the same tree, on its own
+// port and with its own, empty cache; the caller stops it. validating:
+// configured as the lab's Unbound (the lab's anchor, RFC 8914 extended
+// errors). Otherwise the validator module is left out (module-config:
+// "iterator"): a recursive resolver that passes DNSSEC records through but
+// never validates, so it never sets AD.
+func (l *Lab) StartExtraUnbound(name string, validating bool) (p *proc, addr string, err error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(l.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	modules := "    module-config: \"iterator\"\n"
+	if validating {
+		modules = fmt.Sprintf("    module-config: \"validator iterator\"\n    trust-anchor-file: \"%s\"\n    ede: yes\n    val-log-level: 2\n", l.AnchorsFile)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
+    interface: 127.0.0.1@%d
+    do-ip6: no
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "%s"
+    pidfile: ""
+    use-syslog: no
+    logfile: "%s/unbound.log"
+    verbosity: 1
+    num-threads: 1
+    so-reuseport: no
+    access-control: 127.0.0.0/8 allow
+%s    do-not-query-localhost: no
+    local-zone: "test." nodefault
+    cache-max-ttl: 5
+    cache-max-negative-ttl: 5
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "."
+    stub-addr: 127.0.0.1@%d
+`, port, dir, dir, modules, l.NSDPort)
+	for _, z := range labZones {
+		fmt.Fprintf(&b, "stub-zone:\n    name: \"%s.\"\n    stub-addr: 127.0.0.1@%d\n", z, l.NSDPort)
+	}
+	conf := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return nil, "", err
+	}
+	if _, err := run(dir, 10*time.Second, "unbound-checkconf", conf); err != nil {
+		return nil, "", err
+	}
+	p, err = startProc("unbound", filepath.Join(dir, "unbound.out"), "-d", "-c", conf)
+	if err != nil {
+		return nil, "", err
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitDNS(p, addr, zoneParent+".", validating); err != nil {
+		p.Stop(5 * time.Second)
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
+// tcpForwarder accepts on a port of 127.0.0.1 of its own and relays each
+// connection to one address: the same TLS server under a second port, so
+// under a TLSA owner name (_<port>._tcp.<host>.) that does not exist.
+type tcpForwarder struct {
+	Port int
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+func newTCPForwarder(to string) (*tcpForwarder, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f := &tcpForwarder{Port: ln.Addr().(*net.TCPAddr).Port, ln: ln}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.DialTimeout("tcp", to, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			f.mu.Lock()
+			if f.closed {
+				f.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
+			f.conns = append(f.conns, c, up)
+			f.mu.Unlock()
+			relay := func(dst, src net.Conn) {
+				defer f.wg.Done()
+				_, _ = io.Copy(dst, src)
+				if tc, ok := dst.(*net.TCPConn); ok {
+					_ = tc.CloseWrite()
+				}
+			}
+			f.wg.Add(2)
+			go relay(up, c)
+			go relay(c, up)
+		}
+	}()
+	return f, nil
+}
+
+// Close stops accepting, cuts every relayed connection and waits.
+func (f *tcpForwarder) Close() {
+	f.ln.Close()
+	f.mu.Lock()
+	f.closed = true
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
