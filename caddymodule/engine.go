@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -53,15 +52,16 @@ func (o *Options) newEngine(now func() time.Time) (*engine, error) {
 		if now != nil {
 			return nil, fmt.Errorf("dane: dnssec %s takes the resolver's verdict as of now; validating as of another time needs dnssec %s", dnssecTrustResolver, dnssecValidate)
 		}
-		servers := cfg.Exchanger.(*resolver.Client).Servers
-		if err := loopbackOnly(servers, len(o.Resolvers) == 0); err != nil {
+		client := cfg.Exchanger.(*resolver.Client)
+		if err := loopbackOnly(client.Servers, len(o.Resolvers) == 0); err != nil {
 			return nil, err
 		}
-		rt, err := dnssec.NewResolverTrust(dnssec.TrustConfig{
-			Exchanger: cfg.Exchanger,
-			Resolver:  strings.Join(servers, ","),
-			Anchors:   cfg.Anchors,
-		})
+		// One client per resolver: each is probed, and trusted, on its own.
+		var trusted []dnssec.TrustedResolver
+		for _, s := range client.Servers {
+			trusted = append(trusted, dnssec.TrustedResolver{Name: s, Exchanger: &resolver.Client{Servers: []string{s}, Timeout: client.Timeout}})
+		}
+		rt, err := dnssec.NewResolverTrust(dnssec.TrustConfig{Resolvers: trusted, Anchors: cfg.Anchors})
 		if err != nil {
 			return nil, fmt.Errorf("dane: %v", err)
 		}

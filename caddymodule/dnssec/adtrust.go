@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +32,11 @@ const DefaultProbeInterval = 10 * time.Minute
 
 // TrustConfig configures a ResolverTrust.
 type TrustConfig struct {
-	// Exchanger sends the queries to the trusted resolver. The AD bit
+	// Resolvers are the trusted resolvers, asked in order. The AD bit
 	// travels unprotected (RFC 4035 §4.9.3, RFC 6698 §4): the channel to
-	// the resolver must be one nobody else can write to, such as loopback.
+	// each must be one nobody else can write to, such as loopback.
 	// Checking that is the caller's job; this package cannot see it.
-	Exchanger Exchanger
-	// Resolver names the resolver in reasons, e.g. "127.0.0.1:53".
-	Resolver string
+	Resolvers []TrustedResolver
 	// Anchors are the trust anchors the resolver is expected to validate
 	// with; nil means RootAnchors. They are not used to validate answers,
 	// only to check that the resolver validates with them (see Probe).
@@ -52,6 +51,12 @@ type TrustConfig struct {
 	ProbeInterval time.Duration
 }
 
+// TrustedResolver is one resolver whose verdict ResolverTrust takes.
+type TrustedResolver struct {
+	Name      string    // for reasons and Result.TrustedResolver, e.g. "127.0.0.1:53"
+	Exchanger Exchanger // sends queries to this resolver only
+}
+
 // ResolverTrust answers Lookup from a validating resolver's verdict
 // instead of validating in process (the "dnssec trust_resolver" mode, as
 // Postfix and Exim do DANE with a local Unbound): AD=1 on a NOERROR or
@@ -62,26 +67,33 @@ type TrustConfig struct {
 // answer look Insecure, which an on_no_tlsa pkix policy would turn into a
 // PKIX fallback, and a forwarder that copies AD from upstream would make
 // anything look Secure. So before the first lookup below each trust anchor,
-// and again every ProbeInterval, ResolverTrust asks the resolver for that
+// and again every ProbeInterval, ResolverTrust asks each resolver for that
 // anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
-// configured anchor; until that holds, every lookup is Indeterminate.
+// configured anchor; a resolver is asked nothing else until that holds,
+// and when no resolver passes, every lookup is Indeterminate. Each resolver
+// is probed on its own, so a failover never lands on an unchecked one.
 //
 // It keeps no cache of its own: the resolver caches, and dane.Authenticator
 // keeps the Secure TLSA sets. It is safe for concurrent use.
 type ResolverTrust struct {
-	exchanger Exchanger
-	resolver  string
+	resolvers []TrustedResolver
 	anchors   map[string]*anchorSet
 	now       func() time.Time
 	maxCNAMEs int
 	interval  time.Duration
 
 	mu     sync.Mutex
-	probes map[string]probeState // by anchor zone
+	probes map[probeKey]probeState
 	flight singleflight.Group
 }
 
-// probeState is the outcome of the last Probe of one anchor zone.
+type probeKey struct {
+	resolver int // index in resolvers
+	zone     string
+}
+
+// probeState is the outcome of the last probe of one resolver for one
+// anchor zone.
 type probeState struct {
 	err   *IndeterminateError // nil when the resolver validates
 	until time.Time
@@ -89,8 +101,16 @@ type probeState struct {
 
 // NewResolverTrust returns a ResolverTrust for c.
 func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
-	if c.Exchanger == nil {
-		return nil, errors.New("dnssec: no Exchanger")
+	if len(c.Resolvers) == 0 {
+		return nil, errors.New("dnssec: no trusted resolver")
+	}
+	for i, r := range c.Resolvers {
+		if r.Exchanger == nil {
+			return nil, fmt.Errorf("dnssec: trusted resolver %d (%s) has no Exchanger", i, r.Name)
+		}
+		if r.Name == "" {
+			c.Resolvers[i].Name = fmt.Sprintf("trusted resolver %d", i+1)
+		}
 	}
 	rrs := c.Anchors
 	if rrs == nil {
@@ -101,16 +121,12 @@ func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
 		return nil, err
 	}
 	t := &ResolverTrust{
-		exchanger: c.Exchanger,
-		resolver:  c.Resolver,
+		resolvers: c.Resolvers,
 		anchors:   anchors,
 		now:       c.Now,
 		maxCNAMEs: c.MaxCNAMEs,
 		interval:  c.ProbeInterval,
-		probes:    make(map[string]probeState),
-	}
-	if t.resolver == "" {
-		t.resolver = "the trusted resolver"
+		probes:    make(map[probeKey]probeState),
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -136,60 +152,65 @@ func newTrustQuery(name string, qtype uint16) *dns.Msg {
 	return q
 }
 
-// ask sends one query to the resolver and returns an answer to exactly
-// that question, or why there is none.
-func (t *ResolverTrust) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg, *IndeterminateError) {
+// ask sends one query to resolver i and returns an answer to exactly that
+// question, or why there is none.
+func (t *ResolverTrust) ask(ctx context.Context, i int, name string, qtype uint16) (*dns.Msg, *IndeterminateError) {
+	res := t.resolvers[i]
 	set := rrsetName(name, qtype)
 	if err := ctx.Err(); err != nil {
 		return nil, ctxIndeterminate(set, err)
 	}
 	q := newTrustQuery(name, qtype)
-	m, err := t.exchanger.Exchange(ctx, q)
+	m, err := res.Exchanger.Exchange(ctx, q)
 	if err != nil {
 		var ne net.Error
 		switch {
 		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-			return nil, indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", t.resolver)
+			return nil, indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", res.Name)
 		case errors.Is(err, context.Canceled):
 			return nil, ctxIndeterminate(set, err)
 		}
-		return nil, indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, t.resolver, err)
+		return nil, indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, res.Name, err)
 	}
 	if why := mismatch(q, m); why != "" {
-		return nil, indeterminatef(set, errNetwork, "response for %s from %s ignored: %s", set, t.resolver, why)
+		return nil, indeterminatef(set, errNetwork, "response for %s from %s ignored: %s", set, res.Name, why)
 	}
 	return m, nil
 }
 
-// Probe checks that the resolver validates with the trust anchor of zone:
-// its answer for the zone's DNSKEY RRset must carry AD=1 and include a key
-// matching the anchor. The outcome is remembered (success for the probe
-// interval, failure for badTTL) and concurrent callers share one query.
+// Probe checks that every resolver validates with the trust anchor of
+// zone: its answer for the zone's DNSKEY RRset must carry AD=1 and include
+// a key matching the anchor. It returns the first failure. The outcome is
+// remembered per resolver (success for the probe interval, failure for
+// badTTL) and concurrent callers share one query.
 func (t *ResolverTrust) Probe(ctx context.Context, zone string) error {
-	if err := t.probe(ctx, dns.CanonicalName(zone)); err != nil {
-		return err
+	for i := range t.resolvers {
+		if err := t.probe(ctx, i, dns.CanonicalName(zone)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (t *ResolverTrust) probe(ctx context.Context, zone string) *IndeterminateError {
+func (t *ResolverTrust) probe(ctx context.Context, i int, zone string) *IndeterminateError {
 	now := t.now()
+	key := probeKey{i, zone}
 	t.mu.Lock()
-	st, ok := t.probes[zone]
+	st, ok := t.probes[key]
 	t.mu.Unlock()
 	if ok && now.Before(st.until) {
 		return st.err
 	}
 	for attempt := 0; ; attempt++ {
-		ch := t.flight.DoChan(zone, func() (any, error) {
-			err := t.checkValidates(ctx, zone)
+		ch := t.flight.DoChan(strconv.Itoa(i)+"/"+zone, func() (any, error) {
+			err := t.checkValidates(ctx, i, zone)
 			if err == nil || !ctxFailure(err.Err) {
 				ttl := t.interval
 				if err != nil {
 					ttl = badTTL
 				}
 				t.mu.Lock()
-				t.probes[zone] = probeState{err: err, until: t.now().Add(ttl)}
+				t.probes[key] = probeState{err: err, until: t.now().Add(ttl)}
 				t.mu.Unlock()
 			}
 			return err, nil
@@ -207,20 +228,21 @@ func (t *ResolverTrust) probe(ctx context.Context, zone string) *IndeterminateEr
 	}
 }
 
-// checkValidates is one probe of zone (see Probe).
-func (t *ResolverTrust) checkValidates(ctx context.Context, zone string) *IndeterminateError {
+// checkValidates is one probe of resolver i for zone (see Probe).
+func (t *ResolverTrust) checkValidates(ctx context.Context, i int, zone string) *IndeterminateError {
 	set := rrsetName(zone, dns.TypeDNSKEY)
+	name := t.resolvers[i].Name
 	a := t.anchors[zone]
 	if a == nil {
 		return indeterminatef(set, nil, "no trust anchor for %s", zone)
 	}
-	m, ierr := t.ask(ctx, zone, dns.TypeDNSKEY)
+	m, ierr := t.ask(ctx, i, zone, dns.TypeDNSKEY)
 	if ierr != nil {
-		ierr.Reason = "cannot check that " + t.resolver + " validates: " + ierr.Reason
+		ierr.Reason = "cannot check that " + name + " validates: " + ierr.Reason
 		return ierr
 	}
 	notValidating := func(format string, args ...any) *IndeterminateError {
-		return indeterminatef(set, nil, "%s does not validate DNSSEC with the configured trust anchor: %s; refusing to trust its AD bit", t.resolver, fmt.Sprintf(format, args...))
+		return indeterminatef(set, nil, "%s does not validate DNSSEC with the configured trust anchor: %s; refusing to trust its AD bit", name, fmt.Sprintf(format, args...))
 	}
 	if m.Rcode != dns.RcodeSuccess {
 		return notValidating("it answered %s for %s%s", dns.RcodeToString[m.Rcode], set, edeText(m))
@@ -260,32 +282,64 @@ func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(rrsetName(name, qtype), nil, "invalid domain name %q", name)})
 	}
 	name = dns.CanonicalName(name)
-	r := &Result{Name: name, Type: qtype, TrustedResolver: t.resolver}
 	set := rrsetName(name, qtype)
 	anchor := closestAnchorIn(t.anchors, name)
 	if anchor == "" {
-		r.Err = indeterminatef(set, nil, "no trust anchor at or above %s", name)
-		return finish(r)
+		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(set, nil, "no trust anchor at or above %s", name)})
 	}
-	if err := t.probe(ctx, anchor); err != nil {
+	// Ask the resolvers in order, as resolver.Client would, but each only
+	// once it passed its own probe: the first NOERROR or NXDOMAIN answer
+	// decides; a SERVFAIL, another rcode or a failure moves on, and the
+	// last of them is the result when no resolver answers.
+	var last *Result
+	for i := range t.resolvers {
+		r, answered := t.ask1(ctx, i, anchor, name, qtype)
+		if answered {
+			return r
+		}
+		// Keep the most telling failure: a resolver's bogus verdict over
+		// another's probe failure, anything over our context ending.
+		if last == nil || r.Status == Bogus || last.Status != Bogus && ctx.Err() == nil {
+			last = r
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return last
+}
+
+// ask1 takes resolver i's verdict on name/qtype; answered reports whether
+// the resolver gave one (a NOERROR or NXDOMAIN answer after a good probe).
+func (t *ResolverTrust) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, answered bool) {
+	res := t.resolvers[i].Name
+	set := rrsetName(name, qtype)
+	r = &Result{Name: name, Type: qtype, TrustedResolver: res}
+	if err := t.probe(ctx, i, anchor); err != nil {
 		r.Err = err
-		return finish(r)
+		return finish(r), false
 	}
-	m, ierr := t.ask(ctx, name, qtype)
+	m, ierr := t.ask(ctx, i, name, qtype)
 	if ierr != nil {
 		r.Err = ierr
-		return finish(r)
+		return finish(r), false
 	}
 	r.Rcode = m.Rcode
 	switch m.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:
 	case dns.RcodeServerFailure:
-		r.Err = t.servfail(set, m)
-		return finish(r)
+		r.Err = servfail(res, set, m)
+		return finish(r), false
 	default:
-		r.Err = indeterminatef(set, errNetwork, "%s answered %s for %s", t.resolver, dns.RcodeToString[m.Rcode], set)
-		return finish(r)
+		r.Err = indeterminatef(set, errNetwork, "%s answered %s for %s", res, dns.RcodeToString[m.Rcode], set)
+		return finish(r), false
 	}
+	return t.verdict(r, m, name, qtype), true
+}
+
+// verdict reads resolver r.TrustedResolver's NOERROR or NXDOMAIN answer m.
+func (t *ResolverTrust) verdict(r *Result, m *dns.Msg, name string, qtype uint16) *Result {
+	res, set := r.TrustedResolver, rrsetName(name, qtype)
 
 	// Walk the answer from name along its CNAMEs to the RRset of qtype.
 	owner := name
@@ -302,7 +356,7 @@ func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *
 			break
 		}
 		if len(c.rrset) != 1 {
-			r.Err = bogusf(rrsetName(owner, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "%d CNAME records at %s in the answer from %s", len(c.rrset), owner, t.resolver)
+			r.Err = bogusf(rrsetName(owner, dns.TypeCNAME), dns.ExtendedErrorCodeDNSBogus, "%d CNAME records at %s in the answer from %s", len(c.rrset), owner, res)
 			return finish(r)
 		}
 		if len(cnames) == t.maxCNAMEs {
@@ -343,7 +397,7 @@ func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *
 		// hop of a CNAME chain was insecure it does not say, so no
 		// CNAME is reported as secure.
 		r.Signer = ""
-		r.Err = &InsecureError{RRset: set, Reason: fmt.Sprintf("%s did not set the AD bit on its %s answer for %s: the trusted resolver found it not secure", t.resolver, dns.RcodeToString[m.Rcode], set)}
+		r.Err = &InsecureError{RRset: set, Reason: fmt.Sprintf("%s did not set the AD bit on its %s answer for %s: the trusted resolver found it not secure", res, dns.RcodeToString[m.Rcode], set)}
 		return finish(r)
 	}
 	if len(cnames) > 0 {
@@ -366,12 +420,12 @@ func negativeTTL(m *dns.Msg) time.Duration {
 
 // servfail turns the resolver's SERVFAIL into Bogus when its RFC 8914
 // extended error says DNSSEC validation failed, Indeterminate otherwise.
-func (t *ResolverTrust) servfail(set string, m *dns.Msg) error {
+func servfail(res, set string, m *dns.Msg) error {
 	ede := edeOption(m)
 	if ede != nil && ede.InfoCode >= dns.ExtendedErrorCodeDNSBogus && ede.InfoCode <= dns.ExtendedErrorCodeNSECMissing {
-		return bogusf(set, ede.InfoCode, "%s answered SERVFAIL for %s%s", t.resolver, set, edeText(m))
+		return bogusf(set, ede.InfoCode, "%s answered SERVFAIL for %s%s", res, set, edeText(m))
 	}
-	err := indeterminatef(set, nil, "%s answered SERVFAIL for %s%s", t.resolver, set, edeText(m))
+	err := indeterminatef(set, nil, "%s answered SERVFAIL for %s%s", res, set, edeText(m))
 	if ede != nil {
 		err.EDE = ede.InfoCode
 	}

@@ -65,7 +65,7 @@ func (f *trustFixture) Exchange(_ context.Context, q *dns.Msg) (*dns.Msg, error)
 
 func (f *trustFixture) trust(t *testing.T, now func() time.Time) *ResolverTrust {
 	t.Helper()
-	rt, err := NewResolverTrust(TrustConfig{Exchanger: f, Resolver: "127.0.0.1:53", Anchors: []dns.RR{f.key.ToDS(dns.SHA256)}, Now: now, MaxCNAMEs: 3})
+	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "127.0.0.1:53", Exchanger: f}}, Anchors: []dns.RR{f.key.ToDS(dns.SHA256)}, Now: now, MaxCNAMEs: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func reply(q *dns.Msg, rcode int, ad bool, rrs ...string) *dns.Msg {
 	return m
 }
 
-func servfail(q *dns.Msg, code uint16, text string) *dns.Msg {
+func servfailMsg(q *dns.Msg, code uint16, text string) *dns.Msg {
 	m := reply(q, dns.RcodeServerFailure, false)
 	if code != 0 {
 		m.SetEdns0(1232, true)
@@ -132,14 +132,14 @@ func TestResolverTrust(t *testing.T) {
 		{name: "insecure NXDOMAIN", answer: func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeNameError, false, trustSOA) },
 			status: Insecure, rcode: dns.RcodeNameError, reason: "NXDOMAIN answer"},
 		{name: "SERVFAIL with a DNSSEC EDE is bogus", answer: func(q *dns.Msg) *dns.Msg {
-			return servfail(q, dns.ExtendedErrorCodeSignatureExpired, "validation failure <_443._tcp.svc.example.test. TLSA IN>: signature expired")
+			return servfailMsg(q, dns.ExtendedErrorCodeSignatureExpired, "validation failure <_443._tcp.svc.example.test. TLSA IN>: signature expired")
 		}, status: Bogus, ede: dns.ExtendedErrorCodeSignatureExpired, reason: `bogus: 127.0.0.1:53 answered SERVFAIL for _443._tcp.svc.example.test. TLSA (EDE 7 Signature Expired: "validation failure`},
-		{name: "SERVFAIL with EDE DNSSEC Bogus", answer: func(q *dns.Msg) *dns.Msg { return servfail(q, dns.ExtendedErrorCodeDNSBogus, "") },
+		{name: "SERVFAIL with EDE DNSSEC Bogus", answer: func(q *dns.Msg) *dns.Msg { return servfailMsg(q, dns.ExtendedErrorCodeDNSBogus, "") },
 			status: Bogus, ede: dns.ExtendedErrorCodeDNSBogus, reason: "(EDE 6 DNSSEC Bogus)"},
 		{name: "SERVFAIL with a network EDE is indeterminate", answer: func(q *dns.Msg) *dns.Msg {
-			return servfail(q, dns.ExtendedErrorCodeNoReachableAuthority, "")
+			return servfailMsg(q, dns.ExtendedErrorCodeNoReachableAuthority, "")
 		}, status: Indeterminate, ede: dns.ExtendedErrorCodeNoReachableAuthority, reason: "No Reachable Authority"},
-		{name: "SERVFAIL without EDE is indeterminate", answer: func(q *dns.Msg) *dns.Msg { return servfail(q, 0, "") },
+		{name: "SERVFAIL without EDE is indeterminate", answer: func(q *dns.Msg) *dns.Msg { return servfailMsg(q, 0, "") },
 			status: Indeterminate, ede: dns.ExtendedErrorCodeDNSSECIndeterminate, reason: "answered SERVFAIL"},
 		{name: "REFUSED", answer: func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeRefused, false) },
 			status: Indeterminate, rcode: dns.RcodeRefused, reason: "answered REFUSED"},
@@ -222,7 +222,7 @@ func TestResolverTrust(t *testing.T) {
 			if got := f.queries.Load(); tc.noQuery && got != 0 {
 				t.Fatalf("%d queries reached the resolver it does not trust", got)
 			}
-			if r.TrustedResolver != "127.0.0.1:53" {
+			if r.TrustedResolver != "127.0.0.1:53" && tc.qname != "_443._tcp.example.org." {
 				t.Fatalf("TrustedResolver %q", r.TrustedResolver)
 			}
 		})
@@ -265,6 +265,57 @@ func TestResolverTrustProbeCache(t *testing.T) {
 	}
 }
 
+// TestResolverTrustFailover: each resolver is probed on its own; a lookup
+// skips one that does not validate or does not answer, and a bogus verdict
+// is not hidden by a later resolver's failure.
+func TestResolverTrustFailover(t *testing.T) {
+	good, bad := newTrustFixture(t), newTrustFixture(t)
+	bad.key = good.key
+	bad.probeAD = false // a forwarder: never sets AD
+	good.answer = func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) }
+	bad.answer = func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) } // would claim AD on anything
+	silent := ExchangeFunc(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		return nil, &timeoutErr{}
+	})
+	anchors := []dns.RR{good.key.ToDS(dns.SHA256)}
+	newRT := func(rs ...TrustedResolver) *ResolverTrust {
+		rt, err := NewResolverTrust(TrustConfig{Resolvers: rs, Anchors: anchors, Now: newClock().Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	ctx := context.Background()
+
+	rt := newRT(TrustedResolver{"forwarder", bad}, TrustedResolver{"silent", silent}, TrustedResolver{"unbound", good})
+	r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Secure || r.TrustedResolver != "unbound" {
+		t.Fatalf("%s from %q", r, r.TrustedResolver)
+	}
+	if n := bad.queries.Load(); n != 0 {
+		t.Fatalf("the forwarder was asked %d questions", n)
+	}
+	if err := rt.Probe(ctx, "test."); err == nil || !strings.Contains(err.Error(), "forwarder does not validate") {
+		t.Fatalf("Probe: %v", err)
+	}
+
+	good.answer = func(q *dns.Msg) *dns.Msg { return servfailMsg(q, dns.ExtendedErrorCodeSignatureExpired, "") }
+	r = newRT(TrustedResolver{"unbound", good}, TrustedResolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Bogus || r.TrustedResolver != "unbound" {
+		t.Fatalf("bogus then untrusted: %s from %q", r, r.TrustedResolver)
+	}
+	r = newRT(TrustedResolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Indeterminate || !strings.Contains(r.Err.Error(), "does not validate") {
+		t.Fatalf("only a forwarder: %s", r)
+	}
+}
+
+type timeoutErr struct{}
+
+func (*timeoutErr) Error() string   { return "i/o timeout" }
+func (*timeoutErr) Timeout() bool   { return true }
+func (*timeoutErr) Temporary() bool { return true }
+
 // TestResolverTrustTimeout: a silent resolver ends in Indeterminate when
 // the context ends, with the EDE Unbound gives for unreachable servers.
 func TestResolverTrustTimeout(t *testing.T) {
@@ -272,7 +323,7 @@ func TestResolverTrustTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	rt, err := NewResolverTrust(TrustConfig{Exchanger: ex})
+	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ex}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +343,7 @@ func TestResolverTrustTimeout(t *testing.T) {
 // answers with AA and never AD, so it is never trusted as a validator.
 func TestResolverTrustAuthoritative(t *testing.T) {
 	tr := newTree(t, hooks{})
-	rt, err := NewResolverTrust(TrustConfig{Exchanger: tr.srv, Anchors: dsAnchors(tr.root), Now: newClock().Now})
+	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "nsd", Exchanger: tr.srv}}, Anchors: dsAnchors(tr.root), Now: newClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,13 +355,16 @@ func TestResolverTrustAuthoritative(t *testing.T) {
 
 func TestNewResolverTrustErrors(t *testing.T) {
 	if _, err := NewResolverTrust(TrustConfig{}); err == nil {
-		t.Fatal("no exchanger accepted")
+		t.Fatal("no resolver accepted")
+	}
+	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "x"}}}); err == nil {
+		t.Fatal("resolver without exchanger accepted")
 	}
 	a, _ := dns.NewRR("test. 3600 IN A 192.0.2.1")
-	if _, err := NewResolverTrust(TrustConfig{Exchanger: ExchangeFunc(nil), Anchors: []dns.RR{a}}); err == nil || !strings.Contains(err.Error(), "want DS or DNSKEY") {
+	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{a}}); err == nil || !strings.Contains(err.Error(), "want DS or DNSKEY") {
 		t.Fatalf("A record as anchor: %v", err)
 	}
-	if _, err := NewResolverTrust(TrustConfig{Exchanger: ExchangeFunc(nil), Anchors: []dns.RR{}}); err == nil {
+	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{}}); err == nil {
 		t.Fatal("empty anchors accepted")
 	}
 }
@@ -333,7 +387,7 @@ func FuzzResolverTrust(f *testing.F) {
 		reply(q, dns.RcodeNameError, true, trustSOA),
 		reply(q, 0, true, "_443._tcp.svc.example.test. 60 IN CNAME x.example.test.", "x.example.test. 60 IN TLSA "+tlsaData),
 		reply(q, 0, true, "_443._tcp.svc.example.test. 60 IN CNAME x.example.test.", "x.example.test. 60 IN CNAME _443._tcp.svc.example.test."),
-		servfail(q, dns.ExtendedErrorCodeDNSBogus, "bad"),
+		servfailMsg(q, dns.ExtendedErrorCodeDNSBogus, "bad"),
 	} {
 		wire, err := m.Pack()
 		if err != nil {
@@ -361,7 +415,7 @@ func FuzzResolverTrust(f *testing.F) {
 			got, asked = m, q
 			return m, nil
 		})
-		rt, err := NewResolverTrust(TrustConfig{Exchanger: ex, Anchors: []dns.RR{key.ToDS(dns.SHA256)}})
+		rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ex}}, Anchors: []dns.RR{key.ToDS(dns.SHA256)}})
 		if err != nil {
 			t.Fatal(err)
 		}
