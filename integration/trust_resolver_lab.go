@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Helpers for trust_resolver_test.go, the tests of `dnssec trust_resolver`
@@ -150,4 +152,71 @@ func (f *tcpForwarder) Close() {
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// dnsRewriter is a DNS forwarder on loopback (UDP and TCP on one port)
+// that passes every query to a resolver and lets rewrite change the
+// answer: a validating resolver that misreports some verdicts.
+type dnsRewriter struct {
+	Addr     string
+	to       string
+	rewrite  func(q, r *dns.Msg) *dns.Msg
+	udp, tcp *dns.Server
+}
+
+func startDNSRewriter(to string, rewrite func(q, r *dns.Msg) *dns.Msg) (*dnsRewriter, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	d := &dnsRewriter{Addr: pc.LocalAddr().String(), to: to, rewrite: rewrite}
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	d.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(d.serve), NotifyStartedFunc: notify}
+	d.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(d.serve), NotifyStartedFunc: notify}
+	go d.udp.ActivateAndServe()
+	go d.tcp.ActivateAndServe()
+	<-started
+	<-started
+	return d, nil
+}
+
+func (d *dnsRewriter) serve(w dns.ResponseWriter, q *dns.Msg) {
+	netw := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		netw = "tcp"
+	}
+	c := &dns.Client{Net: netw, Timeout: 3 * time.Second, UDPSize: 4096}
+	r, _, err := c.Exchange(q, d.to)
+	if err != nil {
+		return // no answer: the client times out
+	}
+	if len(q.Question) == 1 {
+		r = d.rewrite(q, r)
+	}
+	w.WriteMsg(r)
+}
+
+func (d *dnsRewriter) Close() {
+	d.udp.Shutdown()
+	d.tcp.Shutdown()
+}
+
+// servfail is a SERVFAIL for q, with EDNS0 (DO) and, if code != 0, an
+// RFC 8914 extended error.
+func servfail(q *dns.Msg, code uint16, text string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(q, dns.RcodeServerFailure)
+	m.RecursionAvailable = true
+	m.SetEdns0(1232, true)
+	if code != 0 {
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+	}
+	return m
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // The tests of `dnssec trust_resolver`: the transport takes the DNSSEC
@@ -153,6 +155,9 @@ func TestTrustResolverParity(t *testing.T) {
 					}
 					if refs := c.Refusals(hostport); len(refs) > 0 {
 						t.Errorf("unexpected refusal logged: %v", refs[0])
+					}
+					if used := len(c.Entries(pkixFallback)) > 0; used != tt.pkix {
+						t.Errorf("PKIX fallback logged: %v, want %v", used, tt.pkix)
 					}
 					return
 				}
@@ -453,5 +458,112 @@ func TestTrustResolverConfig(t *testing.T) {
 				}
 			})
 		}
+	})
+}
+
+// pkixFallback is the INFO line of an upstream authenticated by PKIX under
+// on_no_tlsa pkix.
+const pkixFallback = "dane: no TLSA for upstream, authenticating with PKIX (on_no_tlsa pkix)"
+
+// TestTrustResolverVerdicts: the verdicts a validating resolver gives that
+// the lab's zones do not produce, from a forwarder in front of the lab's
+// Unbound that rewrites its TLSA answers (the probe of test. DNSKEY goes
+// through untouched, so the resolver is believed to validate). SERVFAIL
+// that is not a DNSSEC failure is neither bogus nor insecure: refused even
+// where on_no_tlsa pkix would accept an insecure upstream. AD=0 on a
+// signed TLSA answer is insecure: refused, or PKIX with on_no_tlsa pkix;
+// the in-process validator, which ignores AD, still matches the TLSA.
+// A resolver that never answers: dns timeout, within the timeout.
+func TestTrustResolverVerdicts(t *testing.T) {
+	e := needCaddy(t)
+	onTLSA := func(f func(q, r *dns.Msg) *dns.Msg) func(q, r *dns.Msg) *dns.Msg {
+		return func(q, r *dns.Msg) *dns.Msg {
+			if q.Question[0].Qtype != dns.TypeTLSA {
+				return r
+			}
+			return f(q, r)
+		}
+	}
+	sf := func(code uint16, text string) func(q, r *dns.Msg) *dns.Msg {
+		return onTLSA(func(q, _ *dns.Msg) *dns.Msg { return servfail(q, code, text) })
+	}
+	clearAD := onTLSA(func(_, r *dns.Msg) *dns.Msg { r.AuthenticatedData = false; return r })
+
+	for _, tc := range []struct {
+		name     string
+		rewrite  func(q, r *dns.Msg) *dns.Msg
+		mode     string
+		upstream string
+		pkix     bool
+		want     int
+		reason   string
+		status   string // the refusal's dnssec field
+	}{
+		{"SERVFAIL without EDE, on_no_tlsa pkix", sf(0, ""), modeTrust, "insecure", true, 502, "dns error", "indeterminate"},
+		{"SERVFAIL with EDE 22 No Reachable Authority, on_no_tlsa pkix", sf(22, "upstream down"), modeTrust, "insecure", true, 502, "dns error", "indeterminate"},
+		{"AD cleared on the TLSA answer", clearAD, modeTrust, "good", false, 502, "insecure", "insecure"},
+		{"AD cleared on the TLSA answer, on_no_tlsa pkix", clearAD, modeTrust, "good", true, 200, "", ""},
+		{"AD cleared on the TLSA answer, validate mode", clearAD, modeValidate, "good", false, 200, "", ""},
+	} {
+		t.Run(tc.mode+"/"+tc.name, func(t *testing.T) {
+			fwd, err := startDNSRewriter(e.Lab.Resolver(), tc.rewrite)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(fwd.Close)
+			u := e.Up[tc.upstream]
+			s := e.modeSite(t, tc.mode, u)
+			s.Dane.Resolvers = fwd.Addr
+			if tc.pkix {
+				e.withPKIX(&s)
+			}
+			c := startCaddy(t, e, s)
+			status, body, el := request(t, "GET", c.URL()+"/", "")
+			t.Logf("%s via rewriter → %d in %v: %q", u.HostPort(), status, el.Round(time.Millisecond), strings.TrimSpace(body))
+			if status != tc.want {
+				t.Fatalf("status %d, want %d", status, tc.want)
+			}
+			pkixUsed := len(c.Entries(pkixFallback)) > 0
+			if tc.want == 200 {
+				if !strings.Contains(body, "upstream="+tc.upstream) {
+					t.Errorf("body %q is not from upstream %s", body, tc.upstream)
+				}
+				if pkixUsed != tc.pkix {
+					t.Errorf("PKIX fallback logged: %v, want %v", pkixUsed, tc.pkix)
+				}
+				return
+			}
+			if pkixUsed {
+				t.Errorf("PKIX fallback logged for a lookup that was not proven insecure")
+			}
+			if n := u.Requests.Load(); n != 0 {
+				t.Errorf("refused upstream received %d requests", n)
+			}
+			r := refusalWith(t, c, u.HostPort(), tc.reason)
+			if r.Str("dnssec") != tc.status {
+				t.Errorf("refusal has dnssec=%q, want %q", r.Str("dnssec"), tc.status)
+			}
+			checkProofStatement(t, tc.mode, r)
+		})
+	}
+
+	t.Run("resolver never answers", func(t *testing.T) {
+		s := e.modeSite(t, modeTrust, e.Up["good"])
+		s.Dane.Resolvers = blackhole(t)
+		s.Dane.Timeout = "1s"
+		c := startCaddy(t, e, s)
+		status, _, el := request(t, "GET", c.URL()+"/", "")
+		t.Logf("→ %d in %v", status, el.Round(time.Millisecond))
+		if status != 502 {
+			t.Fatalf("status %d, want 502", status)
+		}
+		if el > 2*time.Second {
+			t.Errorf("refusal took %v, want ≤ timeout 1s + 1s", el)
+		}
+		r := refusalWith(t, c, e.Up["good"].HostPort(), "dns timeout")
+		if r.Str("dnssec") != "indeterminate" {
+			t.Errorf("refusal has dnssec=%q, want indeterminate", r.Str("dnssec"))
+		}
+		checkProofStatement(t, modeTrust, r)
 	})
 }
