@@ -567,3 +567,40 @@ func TestTrustResolverVerdicts(t *testing.T) {
 		checkProofStatement(t, modeTrust, r)
 	})
 }
+
+// TestTrustResolverFailover: with several resolvers, each is checked and
+// trusted on its own: one that does not validate (NSD) is skipped, in
+// either order, and the verdict is the validating one's (Unbound): a
+// match is accepted, a bogus RRset stays bogus.
+func TestTrustResolverFailover(t *testing.T) {
+	e := needCaddy(t)
+	nsd := fmt.Sprintf("127.0.0.1:%d", e.Lab.NSDPort)
+	for _, tc := range []struct {
+		name      string
+		resolvers string
+		upstream  string
+		want      int
+	}{
+		{"NSD first, good", nsd + " " + e.Lab.Resolver(), "good", 200},
+		{"NSD first, bogus", nsd + " " + e.Lab.Resolver(), "expired", 502},
+		{"Unbound first, bogus", e.Lab.Resolver() + " " + nsd, "expired", 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := e.Up[tc.upstream]
+			s := e.modeSite(t, modeTrust, u)
+			s.Dane.Resolvers = tc.resolvers
+			c := startCaddy(t, e, s)
+			status, body, el := request(t, "GET", c.URL()+"/", "")
+			t.Logf("resolvers %s → %d in %v: %q", tc.resolvers, status, el.Round(time.Millisecond), strings.TrimSpace(body))
+			if status != tc.want {
+				t.Fatalf("status %d, want %d", status, tc.want)
+			}
+			if tc.want == 200 {
+				return
+			}
+			r := refusalWith(t, c, u.HostPort(), "bogus")
+			checkEDE(t, r, 0, "")
+			checkProofStatement(t, modeTrust, r)
+		})
+	}
+}
