@@ -223,7 +223,9 @@ func (t *ResolverTrust) probe(ctx context.Context, i int, zone string) *Indeterm
 			}
 			return err
 		case <-ctx.Done():
-			return ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err())
+			err := ctxIndeterminate(rrsetName(zone, dns.TypeDNSKEY), ctx.Err())
+			err.Reason = "cannot check that " + t.resolvers[i].Name + " validates: " + err.Reason
+			return err
 		}
 	}
 }
