@@ -101,7 +101,9 @@ func (v *verifier) daneTA() (*Match, error) {
 // period. OpenSSL checks the dates of every certificate on the path, the
 // anchor included (x509_vfy.c internal_verify: "in addition to RFC 5280,
 // do also for trust anchor cert"); RFC 7671 §5.2 leaves that to PKIX
-// practice.
+// practice. The path must then pass checkPathConstraints: the TLS server
+// purpose (extended key usage), path length and name constraints, as
+// OpenSSL checks them.
 func (v *verifier) finishTA(r Record, path []*x509.Certificate, depth int, broken *ChainError) (*Match, error) {
 	if broken != nil {
 		broken.Record, broken.Depth = r, depth
@@ -118,6 +120,9 @@ func (v *verifier) finishTA(r Record, path []*x509.Certificate, depth int, broke
 				Reason: fmt.Sprintf("the certificate at depth %d (%s) expired at %s",
 					i, subjectOf(c), c.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))}
 		}
+	}
+	if reason := checkPathConstraints(path); reason != "" {
+		return nil, &ChainError{Record: r, Depth: depth, Reason: reason}
 	}
 	return &Match{Record: r, Depth: depth, Chain: path}, nil
 }
