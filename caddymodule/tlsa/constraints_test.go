@@ -166,7 +166,9 @@ func pathCases() []pathCase {
 		{name: "email permitted other.com", inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"other.com"} },
 			leaf: func(c *x509.Certificate) { c.EmailAddresses = []string{"ops@example.com"} }, reason: `email address "ops@example.com", outside`},
 		{name: "URI permitted .example.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{".example.com"} },
-			leaf: func(c *x509.Certificate) { c.URIs = []*url.URL{{Scheme: "https", Host: "svc.example.com:8443", Path: "/x"}} }, ok: true},
+			leaf: func(c *x509.Certificate) {
+				c.URIs = []*url.URL{{Scheme: "https", Host: "svc.example.com:8443", Path: "/x"}}
+			}, ok: true},
 		{name: "URI permitted other.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{"other.com"} },
 			leaf: func(c *x509.Certificate) { c.URIs = []*url.URL{{Scheme: "https", Host: "svc.example.com", Path: "/x"}} }, reason: "outside the permitted"},
 
@@ -297,8 +299,13 @@ func TestPathConstraints(t *testing.T) {
 // DANE-EE ignores everything but the key (RFC 7671 §5.1): a "3 1 1" for a
 // leaf that every DANE-TA check above refuses still matches.
 func TestPathConstraintsNotForDANEEE(t *testing.T) {
-	tc := pathCase{root: func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"other.com"}; c.MaxPathLen, c.MaxPathLenZero = 0, true },
-		leaf: func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }}
+	tc := pathCase{
+		root: func(c *x509.Certificate) {
+			c.PermittedDNSDomains = []string{"other.com"}
+			c.MaxPathLen, c.MaxPathLenZero = 0, true
+		},
+		leaf: func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} },
+	}
 	b := tc.build(t)
 	if _, err := b.verify(); err == nil {
 		t.Fatal("DANE-TA accepted the path")

@@ -13,6 +13,21 @@
 // ssl_lib.c) is the reference: its test vectors (test/danetest.in and
 // test/dane-cross.in) pass unchanged, see conformance_test.go.
 //
+// A DANE-TA(2) match is checked the way OpenSSL's X509_verify_cert checks
+// the same path for a TLS server (purpose "sslserver"): signatures and the
+// CA flag of every issuer, validity dates of every certificate (the anchor
+// certificate included), extended key usage (serverAuth or Server Gated
+// Crypto on the leaf and on every CA that carries the extension; OpenSSL
+// does not take anyExtendedKeyUsage for it), the leaf's key usage and
+// Netscape certificate type, pathLenConstraint (RFC 5280 §4.2.1.9), and
+// the DNS, IP address, email and URI name constraints (RFC 5280
+// §4.2.1.10) of every CA on the path, applied to the names of the
+// certificates below it. A CA with another type of name constraint
+// (directoryName, ...) fails the path: this package does not evaluate
+// them. A bare-key anchor ("2 1 0") has no extensions to apply. Then the
+// leaf's DNS names must match a reference name. DANE-EE(3) skips all of
+// this (RFC 7671 §5.1); PKIX-TA(0) and PKIX-EE(1) leave it to crypto/x509.
+//
 // The package does no DNS and trusts nothing by itself: the caller proves
 // the TLSA RRset with DNSSEC (RFC 6698 §4.1 requires it) and hands over the
 // records, the chain the peer presented and the reference names. [Verify]

@@ -128,8 +128,10 @@ func (e *NameError) Error() string {
 
 // ChainError is returned when a DANE-TA(2) record matched a trust anchor but
 // the chain from that anchor down to the leaf does not verify: a signature
-// fails, a certificate is out of its validity period, or the matched
-// certificate is not on the leaf's issuer path (RFC 7671 §5.2).
+// fails, a certificate is out of its validity period, a certificate's
+// extended key usage does not allow a TLS server, a CA's path length or
+// name constraints are violated, or the matched certificate is not on the
+// leaf's issuer path (RFC 7671 §5.2).
 type ChainError struct {
 	Record Record // the DANE-TA record that matched
 	Depth  int    // depth of the matched anchor
