@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // The fault suite: steady load through a real Caddy with transport dane
@@ -218,7 +219,7 @@ func TestFaults(t *testing.T) {
 		up.Publish(keys...)
 	}
 
-	port, err := freePort()
+	port, err := labconf.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,15 @@
 package integration
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // Zone names of the lab (see the package documentation).
@@ -60,24 +59,6 @@ type Lab struct {
 
 // Resolver is Unbound's "127.0.0.1:<port>".
 func (l *Lab) Resolver() string { return fmt.Sprintf("127.0.0.1:%d", l.UnboundPort) }
-
-// freePort returns a port free on 127.0.0.1 for both UDP and TCP.
-func freePort() (int, error) {
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free for both UDP and TCP")
-}
 
 // ldnsTime formats a signature validity time for ldns-signzone -i/-e.
 func ldnsTime(t time.Time) string { return t.UTC().Format("20060102150405") }
@@ -248,30 +229,12 @@ func (l *Lab) StartNSD(zoneNames []string) error {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    ip-address: 127.0.0.1
-    port: %d
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "%s"
-    database: ""
-    zonelistfile: "%s/zone.list"
-    xfrdfile: "%s/xfrd.state"
-    xfrdir: "%s"
-    pidfile: "%s/nsd.pid"
-    logfile: "%s/nsd.log"
-    server-count: 1
-    verbosity: 1
-remote-control:
-    control-enable: no
-`, l.NSDPort, l.Dir, state, state, state, state, l.Dir)
+	c := labconf.NSD{Port: l.NSDPort, ZonesDir: l.Dir, StateDir: state, LogFile: filepath.Join(l.Dir, "nsd.log")}
 	for _, z := range zoneNames {
-		fmt.Fprintf(&b, "zone:\n    name: \"%s.\"\n    zonefile: \"%s.zone.signed\"\n", z, z)
+		c.Zones = append(c.Zones, labconf.Zone{Name: z, File: z + ".zone.signed"})
 	}
 	conf := filepath.Join(l.Dir, "nsd.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
 		return err
 	}
 	if _, err := run(l.Dir, 10*time.Second, "nsd-checkconf", conf); err != nil {
@@ -287,86 +250,54 @@ remote-control:
 
 // StartUnbound writes unbound.conf and starts a validating Unbound whose
 // only trust anchor is anchors.ds and which stubs every lab zone, and ".",
-// to NSD (PITFALLS 1-4).
+// to NSD (PITFALLS 1-4). It logs SERVFAIL reasons and validation failures
+// (log-servfail, val-log-level 2), sends RFC 8914 extended errors, and
+// caches nothing longer than 5 s.
 func (l *Lab) StartUnbound(zoneNames []string) error {
 	l.UnboundLog = filepath.Join(l.Dir, "unbound.log")
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    interface: 127.0.0.1@%d
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "%s"
-    pidfile: ""
-    use-syslog: no
-    logfile: "%s"
-    verbosity: 1
-    log-servfail: yes
-    val-log-level: 2
-    ede: yes
-    num-threads: 1
-    so-reuseport: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "validator iterator"
-    # the stubs are on 127.0.0.1, which Unbound does not query by default
-    do-not-query-localhost: no
-    # RFC 6761 built-in local zone "test." would answer NXDOMAIN itself
-    local-zone: "test." nodefault
-    trust-anchor-file: "%s"
-    cache-max-ttl: 5
-    cache-max-negative-ttl: 5
-remote-control:
-    control-enable: no
-# The root is stubbed to NSD too (which refuses it): no packet leaves the host.
-stub-zone:
-    name: "."
-    stub-addr: 127.0.0.1@%d
-`, l.UnboundPort, l.Dir, l.UnboundLog, l.AnchorsFile, l.NSDPort)
-	for _, z := range zoneNames {
-		fmt.Fprintf(&b, "stub-zone:\n    name: \"%s.\"\n    stub-addr: 127.0.0.1@%d\n", z, l.NSDPort)
-	}
-	conf := filepath.Join(l.Dir, "unbound.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	if _, err := run(l.Dir, 10*time.Second, "unbound-checkconf", conf); err != nil {
-		return err
-	}
-	p, err := startProc("unbound", filepath.Join(l.Dir, "unbound.out"), "-d", "-c", conf)
-	if err != nil {
-		return err
-	}
-	l.Unbound = p
-	return waitDNS(l.Unbound, l.Resolver(), zoneParent+".", true)
+	var err error
+	l.Unbound, err = startUnbound(l.Dir, labconf.Unbound{
+		Port: l.UnboundPort, Dir: l.Dir, LogFile: l.UnboundLog,
+		TrustAnchorFile: l.AnchorsFile,
+		Verbosity:       1, LogServfail: true, ValLogLevel: 2, EDE: true,
+		CacheMaxTTL: 5,
+		StubPort:    l.NSDPort, Zones: zoneNames,
+	})
+	return err
 }
 
-// waitDNS waits until server answers SOA for name (with AD, if secure).
+// startUnbound writes c to dir/unbound.conf, checks it, starts Unbound
+// with it and waits until Unbound answers (with AD if it validates). If
+// the wait fails, the process is returned with the error: the caller stops
+// it.
+func startUnbound(dir string, c labconf.Unbound) (*proc, error) {
+	conf := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := run(dir, 10*time.Second, "unbound-checkconf", conf); err != nil {
+		return nil, err
+	}
+	p, err := startProc("unbound", filepath.Join(dir, "unbound.out"), "-d", "-c", conf)
+	if err != nil {
+		return nil, err
+	}
+	return p, waitDNS(p, fmt.Sprintf("127.0.0.1:%d", c.Port), zoneParent+".", c.Validating())
+}
+
+// waitDNS waits until server answers SOA for name (with AD, if secure),
+// failing early if p exits.
 func waitDNS(p *proc, server, name string, secure bool) error {
-	c := &dns.Client{Timeout: 500 * time.Millisecond}
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypeSOA)
-	q.SetEdns0(1232, true)
-	deadline := time.Now().Add(15 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	err := labconf.WaitDNS(server, name, secure, func() error {
 		if p.Exited() {
 			return fmt.Errorf("%s exited at start: %v\n%s", p.Name, p.err, p.Tail(20))
 		}
-		r, _, err := c.ExchangeContext(context.Background(), q, server)
-		switch {
-		case err != nil:
-			last = err.Error()
-		case r.Rcode != dns.RcodeSuccess:
-			last = dns.RcodeToString[r.Rcode]
-		case secure && !r.AuthenticatedData:
-			last = "answer without AD"
-		default:
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if errors.Is(err, labconf.ErrNotReady) {
+		return fmt.Errorf("%s on %w\n%s", p.Name, err, p.Tail(20))
 	}
-	return fmt.Errorf("%s on %s not ready after 15s (last: %s)\n%s", p.Name, server, last, p.Tail(20))
+	return err
 }
 
 // Close stops Unbound and NSD.

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // ask sends one DNSSEC query (DO, and CD if cd) to Unbound through our own
@@ -110,7 +111,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("resolver client against a dead port", func(t *testing.T) {
-		port, err := freePort()
+		port, err := labconf.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}

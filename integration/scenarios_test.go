@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // freeTCP returns a free TCP port on 127.0.0.1.
@@ -184,7 +186,7 @@ func TestCurl(t *testing.T) {
 // DNS error rather than a timeout.
 func TestResolverDown(t *testing.T) {
 	e := needCaddy(t)
-	closed, err := freePort()
+	closed, err := labconf.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

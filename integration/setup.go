@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // requiredTools are the programs the suite runs.
@@ -208,10 +210,10 @@ func (e *Env) setup() error {
 
 	// DNS.
 	e.Lab = &Lab{Dir: e.Dir}
-	if e.Lab.NSDPort, err = freePort(); err != nil {
+	if e.Lab.NSDPort, err = labconf.FreePort(); err != nil {
 		return err
 	}
-	if e.Lab.UnboundPort, err = freePort(); err != nil {
+	if e.Lab.UnboundPort, err = labconf.FreePort(); err != nil {
 		return err
 	}
 	if err := e.Lab.BuildZones(children); err != nil {

@@ -6,11 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // Helpers for trust_resolver_test.go, the tests of `dnssec trust_resolver`
@@ -27,7 +28,7 @@ var labZones = []string{zoneParent, zoneSecure, zoneBogus, zoneExpired, zoneUnsi
 // "iterator"): a recursive resolver that passes DNSSEC records through but
 // never validates, so it never sets AD.
 func (l *Lab) StartExtraUnbound(name string, validating bool) (p *proc, addr string, err error) {
-	port, err := freePort()
+	port, err := labconf.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
@@ -35,55 +36,22 @@ func (l *Lab) StartExtraUnbound(name string, validating bool) (p *proc, addr str
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
-	modules := "    module-config: \"iterator\"\n"
+	c := labconf.Unbound{
+		Port: port, Dir: dir, LogFile: filepath.Join(dir, "unbound.log"),
+		Verbosity: 1, CacheMaxTTL: 5,
+		StubPort: l.NSDPort, Zones: labZones,
+	}
 	if validating {
-		modules = fmt.Sprintf("    module-config: \"validator iterator\"\n    trust-anchor-file: \"%s\"\n    ede: yes\n    val-log-level: 2\n", l.AnchorsFile)
+		c.TrustAnchorFile, c.EDE, c.ValLogLevel = l.AnchorsFile, true, 2
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    interface: 127.0.0.1@%d
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "%s"
-    pidfile: ""
-    use-syslog: no
-    logfile: "%s/unbound.log"
-    verbosity: 1
-    num-threads: 1
-    so-reuseport: no
-    access-control: 127.0.0.0/8 allow
-%s    do-not-query-localhost: no
-    local-zone: "test." nodefault
-    cache-max-ttl: 5
-    cache-max-negative-ttl: 5
-remote-control:
-    control-enable: no
-stub-zone:
-    name: "."
-    stub-addr: 127.0.0.1@%d
-`, port, dir, dir, modules, l.NSDPort)
-	for _, z := range labZones {
-		fmt.Fprintf(&b, "stub-zone:\n    name: \"%s.\"\n    stub-addr: 127.0.0.1@%d\n", z, l.NSDPort)
-	}
-	conf := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		return nil, "", err
-	}
-	if _, err := run(dir, 10*time.Second, "unbound-checkconf", conf); err != nil {
-		return nil, "", err
-	}
-	p, err = startProc("unbound", filepath.Join(dir, "unbound.out"), "-d", "-c", conf)
+	p, err = startUnbound(dir, c)
 	if err != nil {
+		if p != nil {
+			p.Stop(5 * time.Second)
+		}
 		return nil, "", err
 	}
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	if err := waitDNS(p, addr, zoneParent+".", validating); err != nil {
-		p.Stop(5 * time.Second)
-		return nil, "", err
-	}
-	return p, addr, nil
+	return p, fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 // tcpForwarder accepts on a port of 127.0.0.1 of its own and relays each

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // Every process the bench starts is registered here and stopped by
@@ -167,13 +169,13 @@ func (e *env) config(s *side) ([]byte, error) {
 // listeners accept connections.
 func (e *env) start(s *side, cpu string) error {
 	var err error
-	if s.kaPort, err = freePort(); err != nil {
+	if s.kaPort, err = labconf.FreePort(); err != nil {
 		return err
 	}
-	if s.hsPort, err = freePort(); err != nil {
+	if s.hsPort, err = labconf.FreePort(); err != nil {
 		return err
 	}
-	if s.adminPort, err = freePort(); err != nil {
+	if s.adminPort, err = labconf.FreePort(); err != nil {
 		return err
 	}
 	s.logPath = filepath.Join(e.dir, s.name+".log")

@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
 // runDelvComparison serves test. → bench.test. → svc.bench.test. (signed
@@ -43,11 +42,11 @@ func runDelvComparison(dir, caddyBin string, runs int) *delvResult {
 	if err != nil {
 		return fail(err)
 	}
-	nsdPort, err := freePort()
+	nsdPort, err := labconf.FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	ubPort, err := freePort()
+	ubPort, err := labconf.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -138,103 +137,40 @@ func runDelvComparison(dir, caddyBin string, runs int) *delvResult {
 }
 
 func startNSD(dir string, port int, zones []*zonekit.Zone) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    ip-address: 127.0.0.1
-    port: %d
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "%s"
-    database: ""
-    zonelistfile: "%s/zone.list"
-    xfrdfile: "%s/xfrd.state"
-    xfrdir: "%s"
-    pidfile: "%s/nsd.pid"
-    logfile: "%s/nsd.log"
-    server-count: 1
-    verbosity: 1
-remote-control:
-    control-enable: no
-`, port, dir, dir, dir, dir, dir, dir)
+	c := labconf.NSD{Port: port, ZonesDir: dir, StateDir: dir, LogFile: filepath.Join(dir, "nsd.log")}
 	for _, z := range zones {
 		file := strings.TrimSuffix(z.Origin(), ".") + ".zone"
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(z.String()), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "zone:\n    name: %q\n    zonefile: %q\n", z.Origin(), file)
+		c.Zones = append(c.Zones, labconf.Zone{Name: z.Origin(), File: file})
 	}
 	conf := filepath.Join(dir, "nsd.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
 		return err
 	}
 	if _, err := startProcess(filepath.Join(dir, "nsd.out"), nil, "taskset", "-c", "0", "nsd", "-d", "-c", conf); err != nil {
 		return err
 	}
-	return waitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), false)
+	return labconf.WaitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), false, nil)
 }
 
+// startUnbound starts a validating Unbound anchored at anchors that stubs
+// the zones, and ".", to NSD; it keeps Unbound's default cache TTLs.
 func startUnbound(dir string, port, nsdPort int, anchors string, zones []*zonekit.Zone) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    interface: 127.0.0.1@%d
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "%s"
-    pidfile: ""
-    use-syslog: no
-    logfile: "%s/unbound.log"
-    verbosity: 0
-    num-threads: 1
-    so-reuseport: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "validator iterator"
-    do-not-query-localhost: no
-    local-zone: "test." nodefault
-    trust-anchor-file: "%s"
-remote-control:
-    control-enable: no
-stub-zone:
-    name: "."
-    stub-addr: 127.0.0.1@%d
-`, port, dir, dir, anchors, nsdPort)
+	c := labconf.Unbound{
+		Port: port, Dir: dir, LogFile: filepath.Join(dir, "unbound.log"),
+		TrustAnchorFile: anchors, StubPort: nsdPort,
+	}
 	for _, z := range zones {
-		fmt.Fprintf(&b, "stub-zone:\n    name: %q\n    stub-addr: 127.0.0.1@%d\n", z.Origin(), nsdPort)
+		c.Zones = append(c.Zones, z.Origin())
 	}
 	conf := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
 		return err
 	}
 	if _, err := startProcess(filepath.Join(dir, "unbound.out"), nil, "taskset", "-c", "0", "unbound", "-d", "-c", conf); err != nil {
 		return err
 	}
-	return waitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), true)
-}
-
-// waitDNS waits up to 15 s until server answers SOA for name (with AD if
-// secure).
-func waitDNS(server, name string, secure bool) error {
-	c := &dns.Client{Timeout: 500 * time.Millisecond}
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypeSOA)
-	q.SetEdns0(1232, true)
-	deadline := time.Now().Add(15 * time.Second)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		r, _, err := c.Exchange(q, server)
-		switch {
-		case err != nil:
-			last = err.Error()
-		case r.Rcode != dns.RcodeSuccess:
-			last = dns.RcodeToString[r.Rcode]
-		case secure && !r.AuthenticatedData:
-			last = "answer without AD"
-		default:
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready for %s after 15s (last: %s)", server, name, last)
+	return labconf.WaitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), true, nil)
 }

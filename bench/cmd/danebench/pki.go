@@ -115,15 +115,6 @@ func startUpstream(p *pki) (*upstream, error) {
 	return u, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func must(err error, what string) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "danebench: %s: %v\n", what, err)
