@@ -2,17 +2,8 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
@@ -37,40 +29,23 @@ type benchUpstream struct {
 
 func startBenchUpstream(b *testing.B, name string) *benchUpstream {
 	b.Helper()
-	mk := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, key *ecdsa.PrivateKey) *x509.Certificate {
-		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return c
-	}
-	keys := make([]*ecdsa.PrivateKey, 3)
-	for i := range keys {
-		keys[i], _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
-	ca := x509.KeyUsageCertSign
-	root := mk(&x509.Certificate{Subject: pkix.Name{CommonName: "root"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: ca}, nil, &keys[0].PublicKey, keys[0])
-	inter := mk(&x509.Certificate{Subject: pkix.Name{CommonName: "inter"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: ca}, root, &keys[1].PublicKey, keys[0])
-	leaf := mk(&x509.Certificate{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter, &keys[2].PublicKey, keys[1])
-
-	u := &benchUpstream{rootPEM: filepath.Join(b.TempDir(), "root.pem")}
-	if err := os.WriteFile(u.rootPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o644); err != nil {
+	root, err := pkikit.NewRoot("root")
+	if err != nil {
 		b.Fatal(err)
 	}
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	u.tlsa = "3 1 1 " + hex.EncodeToString(sum[:])
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{
-		Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: keys[2], Leaf: leaf}}})
+	inter, err := root.NewIntermediate("inter")
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := inter.NewLeaf(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := &benchUpstream{rootPEM: filepath.Join(b.TempDir(), "root.pem"), tlsa: leaf.TLSA311()}
+	if err := pkikit.WritePEM(u.rootPEM, root.Cert); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 	if err != nil {
 		b.Fatal(err)
 	}

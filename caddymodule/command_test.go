@@ -2,18 +2,13 @@ package caddymodule
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +23,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
@@ -82,51 +78,36 @@ type pki struct {
 
 func newPKI(t *testing.T, name string) *pki {
 	t.Helper()
-	p := new(pki)
-	var err error
-	if p.caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	if p.leafKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caT := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA " + name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, caT, caT, &p.caKey.PublicKey, p.caKey)
+	ca, err := pkikit.NewRoot("Test CA " + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ca, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	leafT := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err = x509.CreateCertificate(rand.Reader, leafT, p.ca, &p.leafKey.PublicKey, p.caKey)
+	leaf, err := ca.NewLeaf(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.leaf, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return &pki{ca: ca.Cert, caKey: ca.Key, leaf: leaf.Cert, leafKey: leaf.Key}
 }
 
 // writeChain writes the leaf then the CA as PEM and returns the path.
 func (p *pki) writeChain(t *testing.T, certs ...*x509.Certificate) string {
 	t.Helper()
-	var b strings.Builder
-	for _, c := range certs {
-		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
 	path := filepath.Join(t.TempDir(), "chain.pem")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	if err := pkikit.WritePEM(path, certs...); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// keyFile writes the leaf's key as PEM and returns the path.
+func (p *pki) keyFile(t *testing.T) string {
+	t.Helper()
+	b, err := pkikit.KeyPEM(p.leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -276,14 +257,7 @@ func TestTLSASources(t *testing.T) {
 	port := serveTLS(t, p)
 	want := rdataOf(t, p, p.leaf, 3, 1, 1)
 
-	der, err := x509.MarshalECPrivateKey(p.leafKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := p.keyFile(t)
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -2,18 +2,12 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
@@ -51,20 +46,11 @@ type connKey struct{}
 
 func startKAUpstream(t *testing.T, h2 bool) (*kaUpstream, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := pkikit.SelfSigned(nil, "svc.ka.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "svc.ka.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	sum := sha256.Sum256(spki)
+	sum := sha256.Sum256(cert.Cert.RawSubjectPublicKeyInfo)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +76,7 @@ func startKAUpstream(t *testing.T, h2 bool) (*kaUpstream, []byte) {
 			return context.WithValue(ctx, connKey{}, c)
 		},
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+			Certificates: []tls.Certificate{cert.TLS()},
 			NextProtos:   protos,
 		},
 		ErrorLog: log.New(io.Discard, "", 0),

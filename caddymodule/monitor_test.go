@@ -2,10 +2,8 @@ package caddymodule
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
 )
 
@@ -49,14 +48,11 @@ func TestMonitorGoesStaleAfterCertificateChange(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	config := func(p *pki) []byte {
-		var chain, key bytes.Buffer
-		_ = pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: p.leaf.Raw})
-		_ = pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: p.ca.Raw})
-		der, err := x509.MarshalECPrivateKey(p.leafKey)
+		chain := pkikit.PEM(p.leaf, p.ca)
+		key, err := pkikit.KeyPEM(p.leafKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = pem.Encode(&key, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 		cfg, err := json.Marshal(map[string]any{
 			"admin":   map[string]any{"disabled": true},
 			"storage": map[string]any{"module": "file_system", "root": filepath.Join(dir, "storage")},
@@ -76,7 +72,7 @@ func TestMonitorGoesStaleAfterCertificateChange(t *testing.T) {
 					"automatic_https":         map[string]any{"disable": true},
 				}}},
 				"tls": map[string]any{"certificates": map[string]any{
-					"load_pem": []any{map[string]any{"certificate": chain.String(), "key": key.String()}},
+					"load_pem": []any{map[string]any{"certificate": string(chain), "key": string(key)}},
 				}},
 				"dane_monitor": map[string]any{
 					"interval":          "100ms",

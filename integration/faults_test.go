@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
@@ -153,17 +154,17 @@ func TestFaults(t *testing.T) {
 	start := time.Now()
 
 	// Keys: k1 published, k2 the next key of a rollover, m an attacker's.
-	ca, err := newRoot("faults CA")
+	ca, err := pkikit.NewRoot("faults CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaves := map[string]*leaf{}
+	leaves := map[string]*pkikit.Leaf{}
 	for _, k := range []string{"k1", "k2", "m"} {
-		if leaves[k], err = ca.newLeaf(nil, "svc.faults.test"); err != nil {
+		if leaves[k], err = ca.NewLeaf("svc.faults.test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rdata := func(k string) string { return "3 1 1 " + spkiSHA256(leaves[k].Cert) }
+	rdata := func(k string) string { return "3 1 1 " + pkikit.SPKISHA256(leaves[k].Cert) }
 
 	up, err := newKeyedUpstream(map[string]tls.Certificate{"k1": leaves["k1"].TLS(), "k2": leaves["k2"].TLS(), "m": leaves["m"].TLS()}, "k1", "k1")
 	if err != nil {

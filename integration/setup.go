@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
@@ -106,25 +106,24 @@ func (e *Env) setup() error {
 	e.buildCaddy() // in parallel with the rest
 
 	// PKI: root → intermediate → leaves, and an unrelated attacker CA.
-	root, err := newRoot("caddy-dane test root")
+	root, err := pkikit.NewRoot("caddy-dane test root")
 	if err != nil {
 		return err
 	}
-	inter, err := root.newIntermediate("caddy-dane test intermediate")
+	inter, err := root.NewIntermediate("caddy-dane test intermediate")
 	if err != nil {
 		return err
 	}
-	attackerCA, err := newRoot("attacker root")
+	attackerCA, err := pkikit.NewRoot("attacker root")
 	if err != nil {
 		return err
 	}
-	chain := []*x509.Certificate{inter.Cert}
-	mk := func(names ...string) (*leaf, error) { return inter.newLeaf(chain, names...) }
-	attacker, err := attackerCA.newLeaf(nil, "mismatch.example.test", "svc.bogus.test")
+	mk := inter.NewLeaf
+	attacker, err := attackerCA.NewLeaf("mismatch.example.test", "svc.bogus.test")
 	if err != nil {
 		return err
 	}
-	if err := writePEM(filepath.Join(e.Dir, "root.pem"), root.Cert); err != nil {
+	if err := pkikit.WritePEM(filepath.Join(e.Dir, "root.pem"), root.Cert); err != nil {
 		return err
 	}
 
@@ -142,22 +141,22 @@ func (e *Env) setup() error {
 		}
 		e.Up[name] = u
 	}
-	leaves := map[string]*leaf{}
+	leaves := map[string]*pkikit.Leaf{}
 	for _, name := range []string{"good", "ta", "mismatch", "bogus", "expired", "unsigned", "insecure"} {
 		if leaves[name], err = mk(hosts[name]); err != nil {
 			return err
 		}
 	}
-	var rollA, rollB, rollC *leaf
-	for _, p := range []**leaf{&rollA, &rollB, &rollC} {
+	var rollA, rollB, rollC *pkikit.Leaf
+	for _, p := range []**pkikit.Leaf{&rollA, &rollB, &rollC} {
 		if *p, err = mk(hosts["rollover"]); err != nil {
 			return err
 		}
 	}
 	e.RolloverA, e.RolloverB, e.RolloverC = rollA.TLS(), rollB.TLS(), rollC.TLS()
 
-	ee := func(name string, l *leaf) tlsaRR {
-		return tlsaRR{Host: hosts[name], Port: e.Up[name].Port, Data: "3 1 1 " + spkiSHA256(l.Cert)}
+	ee := func(name string, l *pkikit.Leaf) tlsaRR {
+		return tlsaRR{Host: hosts[name], Port: e.Up[name].Port, Data: "3 1 1 " + pkikit.SPKISHA256(l.Cert)}
 	}
 	children := []zoneSpec{
 		{
@@ -165,7 +164,7 @@ func (e *Env) setup() error {
 			Hosts: []string{hosts["good"], hosts["ta"], hosts["rollover"], hosts["mismatch"]},
 			TLSA: []tlsaRR{
 				ee("good", leaves["good"]),
-				{Host: hosts["ta"], Port: e.Up["ta"].Port, Data: "2 1 1 " + spkiSHA256(inter.Cert)},
+				{Host: hosts["ta"], Port: e.Up["ta"].Port, Data: "2 1 1 " + pkikit.SPKISHA256(inter.Cert)},
 				ee("rollover", rollA), ee("rollover", rollB),
 				ee("mismatch", leaves["mismatch"]), // the legitimate key, never served
 			},
@@ -177,7 +176,7 @@ func (e *Env) setup() error {
 			Sign: true, Args: validity(),
 			// After signing, the record is changed to the attacker's key:
 			// a client that does not validate would accept the attacker.
-			Tamper: map[string]string{spkiSHA256(leaves["bogus"].Cert): spkiSHA256(attacker.Cert)},
+			Tamper: map[string]string{pkikit.SPKISHA256(leaves["bogus"].Cert): pkikit.SPKISHA256(attacker.Cert)},
 		},
 		{
 			Name: zoneExpired, Hosts: []string{hosts["expired"]},

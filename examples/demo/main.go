@@ -14,19 +14,12 @@ package main
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +32,7 @@ import (
 	"github.com/miekg/dns"
 
 	_ "github.com/caddy-dane/caddy-dane/caddymodule"
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
@@ -58,6 +52,7 @@ type upstream struct {
 	name string
 	port int
 	srv  *http.Server
+	cert *pkikit.Leaf
 }
 
 func run(out io.Writer, verbose bool) error {
@@ -69,11 +64,11 @@ func run(out io.Writer, verbose bool) error {
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 
 	// 1. Three upstreams: two whose keys are published, one impostor.
-	goodKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	goodKey, err := pkikit.NewKey()
 	if err != nil {
 		return err
 	}
-	mitmKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mitmKey, err := pkikit.NewKey()
 	if err != nil {
 		return err
 	}
@@ -95,12 +90,7 @@ func run(out io.Writer, verbose bool) error {
 
 	// 2. A DNSSEC-signed zone publishing TLSA 3 1 1 (DANE-EE, SPKI, SHA-256)
 	// of the good key for every upstream.
-	spki, err := x509.MarshalPKIXPublicKey(&goodKey.PublicKey)
-	if err != nil {
-		return err
-	}
-	digest := sha256.Sum256(spki)
-	rdata := "3 1 1 " + hex.EncodeToString(digest[:])
+	rdata := good.cert.TLSA311()
 	z := zonekit.NewZone(zone)
 	for _, u := range []upstream{good, tampered, mitm} {
 		z.MustAdd(
@@ -260,16 +250,7 @@ func caddyConfig(port int, dnsAddr, anchors, logFile string, routes map[string]u
 // startUpstream serves HTTPS on a loopback port with a self-signed
 // certificate for name: DANE-EE(3) needs no CA and ignores names and dates.
 func startUpstream(name string, key *ecdsa.PrivateKey, body string) (upstream, error) {
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: strings.TrimSuffix(name, ".")},
-		DNSNames:     []string{strings.TrimSuffix(name, ".")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := pkikit.SelfSigned(key, strings.TrimSuffix(name, "."))
 	if err != nil {
 		return upstream{}, err
 	}
@@ -281,14 +262,14 @@ func startUpstream(name string, key *ecdsa.PrivateKey, body string) (upstream, e
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s (over %s)\n", body, r.Proto)
 		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert.TLS()}},
 		ReadHeaderTimeout: 5 * time.Second,
 		// The impostor's failed handshakes are the point of the demo,
 		// not noise worth printing.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	return upstream{name: name, port: ln.Addr().(*net.TCPAddr).Port, srv: srv}, nil
+	return upstream{name: name, port: ln.Addr().(*net.TCPAddr).Port, srv: srv, cert: cert}, nil
 }
 
 func freePort() (int, error) {

@@ -1,24 +1,17 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 )
 
 // pki is a root CA, an intermediate and an ECDSA P-256 leaf for one name:
@@ -27,54 +20,26 @@ import (
 type pki struct {
 	rootPEM string // path of the root certificate, PEM
 	chain   tls.Certificate
-	leaf    *x509.Certificate
+	leaf    *pkikit.Leaf
 }
 
-func (p *pki) tlsa311() string {
-	sum := sha256.Sum256(p.leaf.RawSubjectPublicKeyInfo)
-	return "3 1 1 " + hex.EncodeToString(sum[:])
-}
+func (p *pki) tlsa311() string { return p.leaf.TLSA311() }
 
 func newPKI(dir, name string) (*pki, error) {
-	now := time.Now()
-	serial := int64(1)
-	mk := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) (*x509.Certificate, error) {
-		serial++
-		tmpl.SerialNumber = big.NewInt(serial)
-		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(48*time.Hour)
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-		if err != nil {
-			return nil, err
-		}
-		return x509.ParseCertificate(der)
-	}
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-	root, err := mk(&x509.Certificate{Subject: pkix.Name{CommonName: "bench root"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: ca}, nil, &rootKey.PublicKey, rootKey)
+	root, err := pkikit.NewRoot("bench root")
 	if err != nil {
 		return nil, err
 	}
-	inter, err := mk(&x509.Certificate{Subject: pkix.Name{CommonName: "bench intermediate"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: ca}, root, &interKey.PublicKey, rootKey)
+	inter, err := root.NewIntermediate("bench intermediate")
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := mk(&x509.Certificate{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
-		inter, &leafKey.PublicKey, interKey)
+	leaf, err := inter.NewLeaf(name)
 	if err != nil {
 		return nil, err
 	}
-	p := &pki{rootPEM: dir + "/root.pem", leaf: leaf,
-		chain: tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: leafKey, Leaf: leaf}}
-	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
-	return p, os.WriteFile(p.rootPEM, pemData, 0o644)
+	p := &pki{rootPEM: dir + "/root.pem", leaf: leaf, chain: leaf.TLS()}
+	return p, pkikit.WritePEM(p.rootPEM, root.Cert)
 }
 
 // upstream is the HTTPS server behind both proxies. It counts the TLS
