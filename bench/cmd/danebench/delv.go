@@ -145,14 +145,7 @@ func startNSD(dir string, port int, zones []*zonekit.Zone) error {
 		}
 		c.Zones = append(c.Zones, labconf.Zone{Name: z.Origin(), File: file})
 	}
-	conf := filepath.Join(dir, "nsd.conf")
-	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
-		return err
-	}
-	if _, err := startProcess(filepath.Join(dir, "nsd.out"), nil, "taskset", "-c", "0", "nsd", "-d", "-c", conf); err != nil {
-		return err
-	}
-	return labconf.WaitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), false, nil)
+	return startDaemon(dir, "nsd", c.Config(), port, zones[0].Origin(), false)
 }
 
 // startUnbound starts a validating Unbound anchored at anchors that stubs
@@ -165,12 +158,19 @@ func startUnbound(dir string, port, nsdPort int, anchors string, zones []*zoneki
 	for _, z := range zones {
 		c.Zones = append(c.Zones, z.Origin())
 	}
-	conf := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(conf, []byte(c.Config()), 0o644); err != nil {
+	return startDaemon(dir, "unbound", c.Config(), port, zones[0].Origin(), true)
+}
+
+// startDaemon writes conf to dir/<name>.conf, starts name in the
+// foreground on cpu 0 with it (output in dir/<name>.out), and waits until
+// it answers SOA for zone on port, with AD if secure.
+func startDaemon(dir, name, conf string, port int, zone string, secure bool) error {
+	path := filepath.Join(dir, name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	if _, err := startProcess(filepath.Join(dir, "unbound.out"), nil, "taskset", "-c", "0", "unbound", "-d", "-c", conf); err != nil {
+	if _, err := startProcess(filepath.Join(dir, name+".out"), nil, "taskset", "-c", "0", name, "-d", "-c", path); err != nil {
 		return err
 	}
-	return labconf.WaitDNS(fmt.Sprintf("127.0.0.1:%d", port), zones[0].Origin(), true, nil)
+	return labconf.WaitDNS(fmt.Sprintf("127.0.0.1:%d", port), zone, secure, nil)
 }
