@@ -181,7 +181,11 @@ type keyedUpstream struct {
 	cur       string                     // label of the certificate presented now
 	certs     map[string]tls.Certificate // by label
 	published map[string]bool            // labels whose key the TLSA RRset holds
-	connKey   map[net.Conn]string        // raw conn → label presented
+	// connKey maps each raw conn to the label it presented. Entries are
+	// never deleted: a handler still running when Restart closes its
+	// connection must find its label, or it would count as a breach
+	// (a suite run makes a few thousand connections).
+	connKey map[net.Conn]string
 	srv       *http.Server
 
 	resetEvery atomic.Int64 // when > 0: every n-th request is cut mid-response
@@ -283,15 +287,6 @@ func (u *keyedUpstream) serve(ln net.Listener) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connCtxKey{}, c)
-		},
-		ConnState: func(c net.Conn, s http.ConnState) {
-			if s == http.StateClosed || s == http.StateHijacked {
-				if tc, ok := c.(*tls.Conn); ok {
-					u.mu.Lock()
-					delete(u.connKey, tc.NetConn())
-					u.mu.Unlock()
-				}
-			}
 		},
 		TLSConfig: &tls.Config{
 			NextProtos:             []string{"h2", "http/1.1"},
