@@ -186,7 +186,7 @@ type keyedUpstream struct {
 	// connection must find its label, or it would count as a breach
 	// (a suite run makes a few thousand connections).
 	connKey map[net.Conn]string
-	srv       *http.Server
+	srv     *http.Server
 
 	resetEvery atomic.Int64 // when > 0: every n-th request is cut mid-response
 	seq        atomic.Int64
