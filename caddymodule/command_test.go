@@ -24,6 +24,7 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
+	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
 	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
 )
 
@@ -55,19 +56,6 @@ func caddyRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 		t.Fatalf("running caddy %v: %v", args, err)
 	}
 	return o.String(), e.String(), code
-}
-
-// needTool skips without tool, or fails under CI=true.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (required under CI=true)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }
 
 // pki is a CA and a leaf it issued, both P-256.
@@ -183,8 +171,8 @@ var danetoolRR = regexp.MustCompile(`IN TLSA \( ([0-9a-f]{2}) ([0-9a-f]{2}) ([0-
 // as ldns-dane and GnuTLS danetool for the same certificate, for every
 // usage, selector and matching type each tool can make.
 func TestTLSAMatchesReferenceTools(t *testing.T) {
-	ldns := needTool(t, "ldns-dane")
-	danetool := needTool(t, "danetool")
+	ldns := testenv.NeedTool(t, "ldns-dane")
+	danetool := testenv.NeedTool(t, "danetool")
 	p := newPKI(t, "svc.example.test")
 	leafFile := p.writeChain(t, p.leaf)
 	caFile := p.writeChain(t, p.ca)
@@ -408,7 +396,7 @@ func TestCheckEndToEnd(t *testing.T) {
 // TestCheckAgreesWithOpenSSL: OpenSSL's DANE verifier, given the same
 // records, reaches the same verdict as `caddy dane check`.
 func TestCheckAgreesWithOpenSSL(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := testenv.NeedTool(t, "openssl")
 	l := newCheckLab(t)
 	for _, tc := range []struct {
 		name  string

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
 )
 
 // TestRootAnchorsMatchRootKey checks the built-in root DS digests against
@@ -13,10 +15,7 @@ import (
 func TestRootAnchorsMatchRootKey(t *testing.T) {
 	f, err := os.Open("/usr/share/dns/root.key")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dns-root-data not installed (required under CI=true):", err)
-		}
-		t.Skip("dns-root-data not installed:", err)
+		testenv.Missing(t, "dns-root-data not installed: "+err.Error())
 	}
 	defer f.Close()
 	keys, err := ParseAnchors(f, ".")

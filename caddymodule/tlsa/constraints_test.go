@@ -12,12 +12,13 @@ import (
 	"errors"
 	"net"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
 )
 
 // A pathCase is a root → intermediate → leaf PKI with changes to the
@@ -357,25 +358,12 @@ func TestMatchDNSConstraint(t *testing.T) {
 	}
 }
 
-// needTool skips without tool, or fails under CI=true.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (required under CI=true)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 // TestPathConstraintsAgreeWithOpenSSL serves each case's chain over TLS
 // and asks `openssl s_client -dane_tlsa_rrdata` for its verdict: it must
 // be ours, except on the rows marked diverge, where OpenSSL must accept
 // what we refuse.
 func TestPathConstraintsAgreeWithOpenSSL(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := testenv.NeedTool(t, "openssl")
 	var table strings.Builder
 	table.WriteString("| case | ours | OpenSSL |\n|---|---|---|\n")
 	for _, tc := range pathCases() {
