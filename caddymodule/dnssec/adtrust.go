@@ -140,15 +140,14 @@ func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
 	return t, nil
 }
 
-// newTrustQuery asks for the resolver's verdict: RD=1, CD=0 (validate),
-// AD=1 (RFC 6840 §5.7: report it) and EDNS0 with DO=1, so that the
-// resolver also hands over RRSIGs for the Signer shown in reports.
+// newTrustQuery asks for the resolver's verdict: the validator's query
+// (RD=1, EDNS0 DO=1, so the resolver also hands over RRSIGs for the Signer
+// shown in reports) with CD=0 (validate) and AD=1 (RFC 6840 §5.7: report
+// it).
 func newTrustQuery(name string, qtype uint16) *dns.Msg {
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	q.RecursionDesired = true
+	q := newQuery(name, qtype)
+	q.CheckingDisabled = false
 	q.AuthenticatedData = true
-	q.SetEdns0(ednsUDPSize, true)
 	return q
 }
 
