@@ -37,9 +37,10 @@ func RootAnchors() []dns.RR {
 // records, possibly for several zones, with $ORIGIN/$TTL, comments and
 // parenthesised continuation lines (Unbound's root.key, BIND and
 // ldns-keygen .ds/.key files). origin completes relative names ("" means
-// the root). Any other record type, a DNSKEY without the Zone Key flag or
-// with a protocol other than 3 (RFC 4034 §2.1), or a class other than IN is
-// an error naming its line. $INCLUDE is refused.
+// the root). Any other record type, a DNSKEY without the Zone Key flag,
+// with a protocol other than 3 (RFC 4034 §2.1) or with the REVOKE flag
+// (RFC 5011 §2.1), or a class other than IN is an error naming its line.
+// $INCLUDE is refused.
 func ParseAnchors(r io.Reader, origin string) ([]dns.RR, error) {
 	text, err := io.ReadAll(io.LimitReader(r, maxAnchorFile+1))
 	if err != nil {
@@ -66,8 +67,11 @@ func ParseAnchors(r io.Reader, origin string) ([]dns.RR, error) {
 		switch a := rr.(type) {
 		case *dns.DS:
 		case *dns.DNSKEY:
-			if a.Flags&dns.ZONE == 0 || a.Protocol != 3 {
-				return nil, fmt.Errorf("trust anchors line %d: %s DNSKEY %d: not a zone key (flags %d, protocol %d)", line, h.Name, a.KeyTag(), a.Flags, a.Protocol)
+			// The same rule New applies, so a file that parses is a file
+			// New accepts: a revoked key (RFC 5011 §2.1) is refused here,
+			// at configuration time, not at the first lookup.
+			if why := zoneKeyUsable(a); why != "" {
+				return nil, fmt.Errorf("trust anchors line %d: %s DNSKEY %d: unusable as a trust anchor: %s (flags %d, protocol %d)", line, h.Name, a.KeyTag(), why, a.Flags, a.Protocol)
 			}
 		default:
 			return nil, fmt.Errorf("trust anchors line %d: %s %s record: only DS and DNSKEY records can be trust anchors", line, h.Name, dns.TypeToString[h.Rrtype])
