@@ -57,9 +57,17 @@ func (o *Options) newEngine(now func() time.Time) (*engine, error) {
 			return nil, err
 		}
 		// One client per resolver: each is probed, and trusted, on its own.
+		// With a second resolver to fail over to, a silent one is asked
+		// once, not twice: on loopback a lost datagram is not the likely
+		// cause, and a retry would spend two query timeouts of the lookup
+		// budget before the next resolver is asked.
+		attempts := 0 // the client's default
+		if len(client.Servers) > 1 {
+			attempts = 1
+		}
 		var trusted []dnssec.TrustedResolver
 		for _, s := range client.Servers {
-			trusted = append(trusted, dnssec.TrustedResolver{Name: s, Exchanger: &resolver.Client{Servers: []string{s}, Timeout: client.Timeout}})
+			trusted = append(trusted, dnssec.TrustedResolver{Name: s, Exchanger: &resolver.Client{Servers: []string{s}, Timeout: client.Timeout, Attempts: attempts}})
 		}
 		rt, err := dnssec.NewResolverTrust(dnssec.TrustConfig{Resolvers: trusted, Anchors: cfg.Anchors})
 		if err != nil {

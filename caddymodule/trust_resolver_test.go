@@ -174,6 +174,27 @@ func TestTrustResolverEndToEnd(t *testing.T) {
 			t.Fatalf("%v", r)
 		}
 	})
+	t.Run("a silent first resolver costs one query timeout", func(t *testing.T) {
+		silent, err := net.ListenPacket("udp", "127.0.0.1:0") // never read
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		const try = 400 * time.Millisecond
+		o := trusting()
+		o.Resolvers = []string{silent.LocalAddr().String(), front.addr}
+		o.QueryTimeout = caddy.Duration(try)
+		start := time.Now()
+		if err := roundTrip(t, "svc.ka.test", o); err != nil {
+			t.Fatal(err)
+		}
+		// One timeout on the silent resolver's probe, then the next
+		// resolver answers at once; asking the silent one twice would
+		// take at least 2*try.
+		if d := time.Since(start); d < try || d >= 2*try {
+			t.Fatalf("round trip took %s, want one query timeout (%s) and less than two", d, try)
+		}
+	})
 	t.Run("same verdict as in-process validation", func(t *testing.T) {
 		for _, host := range []string{"svc.ka.test", "other.ka.test"} {
 			errTrust := roundTrip(t, host, trusting())
