@@ -28,6 +28,8 @@ import (
 //     check_extensions): a CA's pathLenConstraint bounds the number of
 //     intermediate CA certificates below it on the path that are not
 //     self-issued.
+//  0. critical extensions (RFC 5280 §4.2): a certificate on the path with
+//     a critical extension that is not processed fails it.
 //  3. name constraints (RFC 5280 §4.2.1.10, x509_vfy.c
 //     check_name_constraints, v3_ncons.c): the constraints of every CA on
 //     the path, the anchor certificate included, apply to every
@@ -50,6 +52,10 @@ func checkPathConstraints(path []*x509.Certificate) (reason string) {
 		ext := scanExtensions(c)
 		if ext.invalid != "" {
 			return fmt.Sprintf("the certificate at depth %d (%s) has %s", i, subjectOf(c), ext.invalid)
+		}
+		if oid := unhandledCritical(c); oid != nil {
+			return fmt.Sprintf("the certificate at depth %d (%s) has a critical extension %s that this verifier does not process",
+				i, subjectOf(c), oid)
 		}
 		if r := checkPurpose(i, c, &ext); r != "" {
 			return r
@@ -89,6 +95,24 @@ func checkPathConstraints(path []*x509.Certificate) (reason string) {
 		}
 	}
 	return ""
+}
+
+// unhandledCritical returns the first critical extension of c that
+// neither crypto/x509 nor this file processes, or nil. RFC 5280 §4.2: a
+// path with a critical extension the verifier does not recognise must be
+// rejected (OpenSSL: X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, for every
+// certificate on the path, the anchor certificate included). Name
+// constraints and the Netscape certificate type are evaluated here even
+// when crypto/x509 lists them as unhandled (a directoryName constraint,
+// say), so they are not counted.
+func unhandledCritical(c *x509.Certificate) asn1.ObjectIdentifier {
+	for _, oid := range c.UnhandledCriticalExtensions {
+		if oid.Equal(oidNameConstraints) || oid.Equal(oidNetscapeCertType) {
+			continue
+		}
+		return oid
+	}
+	return nil
 }
 
 // selfIssued: subject and issuer names are the same (RFC 5280 §6.1;

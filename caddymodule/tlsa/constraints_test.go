@@ -74,6 +74,11 @@ func pathCases() []pathCase {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: oidNetscapeCertType, Value: v})
 		}
 	}
+	unknownExt := func(critical bool) func(*x509.Certificate) {
+		return func(c *x509.Certificate) {
+			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: critical, Value: der(asn1.NullRawValue)})
+		}
+	}
 	rawNC := func(subtrees ...[]byte) func(*x509.Certificate) {
 		return func(c *x509.Certificate) {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: oidNameConstraints, Critical: true,
@@ -121,6 +126,19 @@ func pathCases() []pathCase {
 		{name: "root EKU clientAuth, 2 0 0", root: eku(x509.ExtKeyUsageClientAuth), anchor: "200", reason: "depth 2 (CN=Path Root CA)"},
 		{name: "root EKU clientAuth, 2 1 0 bare key", root: eku(x509.ExtKeyUsageClientAuth), anchor: "210", ok: true},
 		{name: "root EKU clientAuth above an intermediate anchor", root: eku(x509.ExtKeyUsageClientAuth), anchor: "inter", ok: true},
+
+		// Critical extensions nobody here processes (RFC 5280 §4.2).
+		{name: "leaf unknown critical extension", leaf: unknownExt(true), reason: "depth 0 (CN=svc.example.com) has a critical extension 1.3.6.1.4.1.99999.7 that this verifier does not process"},
+		{name: "leaf unknown non-critical extension", leaf: unknownExt(false), ok: true},
+		{name: "intermediate unknown critical extension", inter: unknownExt(true), reason: "depth 1 (CN=Path Issuer CA) has a critical extension 1.3.6.1.4.1.99999.7"},
+		{name: "root unknown critical extension, 2 1 1 presented", root: unknownExt(true), reason: "depth 2 (CN=Path Root CA) has a critical extension"},
+		{name: "root unknown critical extension, 2 0 0", root: unknownExt(true), anchor: "200", reason: "depth 2 (CN=Path Root CA) has a critical extension"},
+		{name: "root unknown critical extension, 2 1 0 bare key", root: unknownExt(true), anchor: "210", ok: true},
+		{name: "root unknown critical extension above an intermediate anchor", root: unknownExt(true), anchor: "inter", ok: true},
+		{name: "leaf critical Netscape type SSL server", leaf: func(c *x509.Certificate) {
+			nsType(0x40)(c)
+			c.ExtraExtensions[len(c.ExtraExtensions)-1].Critical = true
+		}, ok: true},
 
 		// Path length.
 		{name: "root pathlen 0, one intermediate", root: pathLen(0), reason: "depth 2 (CN=Path Root CA) has path length constraint 0, but 1 intermediate CA certificates are below it"},
@@ -305,7 +323,10 @@ func TestPathConstraintsNotForDANEEE(t *testing.T) {
 			c.PermittedDNSDomains = []string{"other.com"}
 			c.MaxPathLen, c.MaxPathLenZero = 0, true
 		},
-		leaf: func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} },
+		leaf: func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: true, Value: der(asn1.NullRawValue)})
+		},
 	}
 	b := tc.build(t)
 	if _, err := b.verify(); err == nil {
