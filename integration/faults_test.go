@@ -164,7 +164,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rdata := func(k string) string { return "3 1 1 " + pkikit.SPKISHA256(leaves[k].Cert) }
+	rdata := func(k string) string { return leaves[k].TLSA311() }
 
 	up, err := newKeyedUpstream(map[string]tls.Certificate{"k1": leaves["k1"].TLS(), "k2": leaves["k2"].TLS(), "m": leaves["m"].TLS()}, "k1", "k1")
 	if err != nil {

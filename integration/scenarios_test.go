@@ -15,22 +15,15 @@ import (
 	"github.com/caddy-dane/caddy-dane/integration/labconf"
 )
 
-// freeTCP returns a free TCP port on 127.0.0.1.
-func freeTCP(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // site is the usual configuration: Unbound for DANE and for dialing, the
 // lab's trust anchor, a 2s lookup timeout.
 func (e *Env) site(t *testing.T, ups ...*Upstream) Site {
+	port, err := labconf.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := Site{
-		Port:         freeTCP(t),
+		Port:         port,
 		Dane:         Dane{Resolvers: e.Lab.Resolver(), TrustAnchor: e.Lab.AnchorsFile, Timeout: "2s"},
 		DialResolver: e.Lab.Resolver(),
 	}

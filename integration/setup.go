@@ -156,7 +156,7 @@ func (e *Env) setup() error {
 	e.RolloverA, e.RolloverB, e.RolloverC = rollA.TLS(), rollB.TLS(), rollC.TLS()
 
 	ee := func(name string, l *pkikit.Leaf) tlsaRR {
-		return tlsaRR{Host: hosts[name], Port: e.Up[name].Port, Data: "3 1 1 " + pkikit.SPKISHA256(l.Cert)}
+		return tlsaRR{Host: hosts[name], Port: e.Up[name].Port, Data: l.TLSA311()}
 	}
 	children := []zoneSpec{
 		{

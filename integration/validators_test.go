@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os/exec"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -17,9 +16,7 @@ func TestValidatorsAgree(t *testing.T) {
 		t.Skip("set DANE_INTEGRATION=1 (or CI=true) to cross-check against Unbound and delv")
 	}
 	for _, tool := range validatorTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Missing(t, tool+" missing (apt-get install unbound bind9-dnsutils)")
-		}
+		testenv.NeedTool(t, tool)
 	}
 	l, err := StartValidatorLab(t.TempDir())
 	if err != nil {

@@ -28,8 +28,6 @@ import (
 //     check_extensions): a CA's pathLenConstraint bounds the number of
 //     intermediate CA certificates below it on the path that are not
 //     self-issued.
-//  0. critical extensions (RFC 5280 §4.2): a certificate on the path with
-//     a critical extension that is not processed fails it.
 //  3. name constraints (RFC 5280 §4.2.1.10, x509_vfy.c
 //     check_name_constraints, v3_ncons.c): the constraints of every CA on
 //     the path, the anchor certificate included, apply to every
@@ -39,6 +37,9 @@ import (
 //     constraint types (directoryName, otherName, ...) and subtrees with a
 //     minimum or maximum are not evaluated: a CA carrying one fails the
 //     path, whether the extension is critical or not.
+//  4. critical extensions (RFC 5280 §4.2, x509_vfy.c
+//     check_chain_extensions): a certificate on the path with a critical
+//     extension that neither crypto/x509 nor this file processes fails it.
 //
 // The subject Common Name is never matched against DNS constraints:
 // OpenSSL does that only for a leaf without DNS names, and checkNames

@@ -74,11 +74,6 @@ func pathCases() []pathCase {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: oidNetscapeCertType, Value: v})
 		}
 	}
-	unknownExt := func(critical bool) func(*x509.Certificate) {
-		return func(c *x509.Certificate) {
-			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: critical, Value: der(asn1.NullRawValue)})
-		}
-	}
 	rawNC := func(subtrees ...[]byte) func(*x509.Certificate) {
 		return func(c *x509.Certificate) {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: oidNameConstraints, Critical: true,
@@ -197,6 +192,14 @@ func pathCases() []pathCase {
 		{name: "DNS subtree with a maximum", inter: rawNC(dnsWithMax), reason: "with a minimum or maximum"},
 		{name: "all at once, satisfied", root: all(pathLen(1), permitDNS("example.com"), eku(x509.ExtKeyUsageServerAuth)),
 			inter: all(pathLen(0), excludeDNS("bad.example.com"), eku(x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)), anchor: "200", ok: true},
+	}
+}
+
+// unknownExt adds an extension no verifier knows (a private OID), critical
+// or not.
+func unknownExt(critical bool) func(*x509.Certificate) {
+	return func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: critical, Value: der(asn1.NullRawValue)})
 	}
 }
 
@@ -325,7 +328,7 @@ func TestPathConstraintsNotForDANEEE(t *testing.T) {
 		},
 		leaf: func(c *x509.Certificate) {
 			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: true, Value: der(asn1.NullRawValue)})
+			unknownExt(true)(c)
 		},
 	}
 	b := tc.build(t)

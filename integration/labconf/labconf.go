@@ -7,7 +7,7 @@
 // process management.
 //
 // The options every configuration sets, and why, are the ones of
-// /work/shared/lab/PITFALLS.md (items 1-6): both daemons run in the
+// ../shared/lab/PITFALLS.md (items 1-6): both daemons run in the
 // foreground as the current user, with every state file in the lab's
 // directories, and no packet leaves 127.0.0.1.
 package labconf
