@@ -15,8 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // benchUpstream is a TLS server on loopback presenting an ECDSA P-256 leaf

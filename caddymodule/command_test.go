@@ -23,9 +23,9 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // TestMain lets the test binary stand in for the caddy binary: with

@@ -22,8 +22,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // kaUpstream is a TLS server that records, for every request, how old the

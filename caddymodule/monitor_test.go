@@ -15,8 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
 	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 )
 
 // TestMonitorGoesStaleAfterCertificateChange runs Caddy in process with a

@@ -17,9 +17,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // The fault suite: steady load through a real Caddy with transport dane

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 )
 
 // Zone names of the lab (see the package documentation).

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 )
 
 // ask sends one DNSSEC query (DO, and CD if cd) to Unbound through our own

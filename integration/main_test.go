@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
 )
 
 // env is the shared test bed; nil when the suite is not enabled.

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 )
 
 // requiredTools are the programs the suite runs.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 )
 
 // Helpers for trust_resolver_test.go, the tests of `dnssec trust_resolver`

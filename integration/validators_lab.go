@@ -16,7 +16,7 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // ValidatorLab serves one private DNS tree (signed in process by zonekit,

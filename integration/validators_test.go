@@ -5,7 +5,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
 )
 
 // TestValidatorsAgree runs every DNSSEC scenario through our validator,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -18,7 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // benchHost is the upstream of the benchmarks: TLSA 3 1 1 at

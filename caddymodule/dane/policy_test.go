@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // policyTree is test. (anchor) with the signed zone example.test. and the

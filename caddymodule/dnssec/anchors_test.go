@@ -7,7 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
 )
 
 // TestRootAnchorsMatchRootKey checks the built-in root DS digests against

@@ -8,7 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 func TestCacheHit(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 	"github.com/miekg/dns"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
 )
 
 // OpenSSL's DANE test vectors (test/danetest.in, test/dane-cross.in), read

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/testenv"
+	"github.com/caddy-dane/caddy-dane/internal/testenv"
 )
 
 // A pathCase is a root → intermediate → leaf PKI with changes to the

@@ -32,8 +32,8 @@ import (
 	"github.com/miekg/dns"
 
 	_ "github.com/caddy-dane/caddy-dane/caddymodule"
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 const zone = "demo.test."

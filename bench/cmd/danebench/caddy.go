@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 )
 
 // Every process the bench starts is registered here and stopped by

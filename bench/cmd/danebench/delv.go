@@ -13,8 +13,8 @@ import (
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
-	"github.com/caddy-dane/caddy-dane/caddymodule/zonekit"
-	"github.com/caddy-dane/caddy-dane/integration/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // runDelvComparison serves test. → bench.test. → svc.bench.test. (signed

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caddy-dane/caddy-dane/caddymodule/pkikit"
+	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 )
 
 // pki is a root CA, an intermediate and an ECDSA P-256 leaf for one name:
