@@ -437,7 +437,7 @@ func runCheck(cmd *cobra.Command, args []string) (int, error) {
 	if host != base && net.ParseIP(strings.Trim(host, "[]")) == nil {
 		names = append(names, host)
 	}
-	auth := &dane.Authenticator{Validator: v, CheckEENames: o.CheckNames}
+	auth := &dane.Authenticator{Prover: v, CheckEENames: o.CheckNames}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()

@@ -65,11 +65,11 @@ func (o *Options) newEngine(now func() time.Time) (*engine, error) {
 		if len(client.Servers) > 1 {
 			attempts = 1
 		}
-		var trusted []dnssec.TrustedResolver
+		var trusted []dnssec.Resolver
 		for _, s := range client.Servers {
-			trusted = append(trusted, dnssec.TrustedResolver{Name: s, Exchanger: &resolver.Client{Servers: []string{s}, Timeout: client.Timeout, Attempts: attempts}})
+			trusted = append(trusted, dnssec.Resolver{Name: s, Exchanger: &resolver.Client{Servers: []string{s}, Timeout: client.Timeout, Attempts: attempts}})
 		}
-		rt, err := dnssec.NewResolverTrust(dnssec.TrustConfig{Resolvers: trusted, Anchors: cfg.Anchors})
+		rt, err := dnssec.NewTrustResolver(dnssec.TrustResolverConfig{Resolvers: trusted, Anchors: cfg.Anchors})
 		if err != nil {
 			return nil, fmt.Errorf("dane: %v", err)
 		}

@@ -102,15 +102,15 @@ type Monitor struct {
 	// Maximum number of validated RRsets kept in the cache. Default: 10000.
 	CacheSize int `json:"cache_size,omitempty"`
 
-	opts      Options
-	validator dnssec.Prover
-	tlsApp    *caddytls.TLS
-	httpApp   *caddyhttp.App // nil when no http app is configured
-	gauge     *prometheus.GaugeVec
-	logger    *zap.Logger
-	ctx       caddy.Context
-	cancel    context.CancelFunc
-	done      chan struct{}
+	opts    Options
+	prover  dnssec.Prover
+	tlsApp  *caddytls.TLS
+	httpApp *caddyhttp.App // nil when no http app is configured
+	gauge   *prometheus.GaugeVec
+	logger  *zap.Logger
+	ctx     caddy.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	// Owned by the check loop.
 	last map[siteKey]string // outcome fingerprint last logged
@@ -171,7 +171,7 @@ func (m *Monitor) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("dane_monitor: %v", strings.TrimPrefix(err.Error(), "dane: "))
 	}
-	m.validator = eng.prover
+	m.prover = eng.prover
 	m.Timeout, m.QueryTimeout = m.opts.Timeout, m.opts.QueryTimeout
 
 	// The tls app owns the certificate cache; loading it guarantees
@@ -400,7 +400,7 @@ func (m *Monitor) check(ctx context.Context, k siteKey, chains []servedChain) *o
 		out.publish = append(out.publish, recordsToPublish(out.owner, sc.chain)...)
 	}
 	lctx, cancel := context.WithTimeout(ctx, time.Duration(m.opts.Timeout))
-	res := m.validator.Lookup(lctx, out.owner, dns.TypeTLSA)
+	res := m.prover.Lookup(lctx, out.owner, dns.TypeTLSA)
 	cancel()
 	out.status = res.Status
 	for _, rr := range res.RRset {

@@ -192,7 +192,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	t.auth = &dane.Authenticator{
 		OnNoTLSA:     onNoTLSA,
 		FollowCNAME:  t.DANE.FollowCNAME,
-		Validator:    eng.prover,
+		Prover:       eng.prover,
 		Roots:        t.tlsBase.RootCAs,
 		CheckEENames: t.DANE.CheckNames,
 		Refresh:      eng.refresh,
@@ -452,9 +452,9 @@ func (t *Transport) refuse(upstream string, err error, start time.Time) error {
 	if r.EDE != 0 {
 		fields = append(fields, zap.Uint16("ede", r.EDE))
 	}
-	if r.Result != nil && r.Result.TrustedResolver != "" {
+	if r.Result != nil && r.Result.ProvenBy != "" {
 		// dnssec trust_resolver: the verdict is the resolver's AD bit.
-		fields = append(fields, zap.String("dnssec_proof", "AD bit of "+r.Result.TrustedResolver))
+		fields = append(fields, zap.String("dnssec_proof", "AD bit of "+r.Result.ProvenBy))
 	}
 	t.logger.Error("dane refused upstream", fields...)
 	countRefused(r.Reason)

@@ -146,8 +146,8 @@ func TestTrustResolverEndToEnd(t *testing.T) {
 	})
 	t.Run("no TLSA is a secure denial, refused", func(t *testing.T) {
 		r := refusal(t, "other.ka.test", trusting(), roundTrip(t, "other.ka.test", trusting()))
-		if r.Reason != dane.ReasonNoTLSA || r.Status != dnssec.Secure || r.Result.TrustedResolver != front.addr {
-			t.Fatalf("reason %q status %s resolver %q: %v", r.Reason, r.Status, r.Result.TrustedResolver, r)
+		if r.Reason != dane.ReasonNoTLSA || r.Status != dnssec.Secure || r.Result.ProvenBy != front.addr {
+			t.Fatalf("reason %q status %s resolver %q: %v", r.Reason, r.Status, r.Result.ProvenBy, r)
 		}
 	})
 	t.Run("non-validating resolver is not trusted", func(t *testing.T) {

@@ -19,10 +19,10 @@ import (
 // Authenticator looks up DNSSEC-secure TLSA records and checks TLS peers
 // against them. It is safe for concurrent use.
 type Authenticator struct {
-	// Validator proves (or disproves) the TLSA RRset: a *dnssec.Validator
-	// validates in process, a *dnssec.ResolverTrust takes the proof from a
+	// Prover proves (or disproves) the TLSA RRset: a *dnssec.Validator
+	// validates in process, a *dnssec.TrustResolver takes the proof from a
 	// local validating resolver's AD bit. Required.
-	Validator dnssec.Prover
+	Prover dnssec.Prover
 
 	// Roots are the PKIX roots for usages PKIX-TA(0) and PKIX-EE(1);
 	// nil means the system roots.
@@ -126,7 +126,7 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 	if a.FollowCNAME {
 		if target := a.cnameTarget(ctx, host); target != "" && target != dns.CanonicalName(host) {
 			towner := Owner(target, port)
-			res := a.Validator.Lookup(ctx, towner, dns.TypeTLSA)
+			res := a.Prover.Lookup(ctx, towner, dns.TypeTLSA)
 			set, err := a.newTLSASet(target, towner, res, now)
 			if err == nil && !set.PKIX {
 				set.Names = []string{dns.CanonicalName(host)}
@@ -139,7 +139,7 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 			alt = target
 		}
 	}
-	set, err := a.newTLSASet(host, owner, a.Validator.Lookup(ctx, owner, dns.TypeTLSA), now)
+	set, err := a.newTLSASet(host, owner, a.Prover.Lookup(ctx, owner, dns.TypeTLSA), now)
 	if err == nil && alt != "" {
 		set.Names = []string{alt}
 	}

@@ -73,7 +73,7 @@ func newFixture(t *testing.T, ex dnssec.Exchanger, records ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{zone: z, srv: srv, auth: &Authenticator{Validator: v, Now: func() time.Time { return now }}}
+	return &fixture{zone: z, srv: srv, auth: &Authenticator{Prover: v, Now: func() time.Time { return now }}}
 }
 
 func TestOwner(t *testing.T) {

@@ -94,7 +94,7 @@ func benchSetup(tb testing.TB, delay time.Duration) (*Authenticator, *countingEx
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Authenticator{Validator: v, Now: clock}, ex, []*x509.Certificate{leaf}
+	return &Authenticator{Prover: v, Now: clock}, ex, []*x509.Certificate{leaf}
 }
 
 var benchNames = []string{benchHost + "."}
@@ -168,7 +168,7 @@ func BenchmarkLookupCold(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a := &Authenticator{Validator: v, Now: clock} // an empty set cache too
+		a := &Authenticator{Prover: v, Now: clock} // an empty set cache too
 		if _, err := a.Lookup(context.Background(), benchHost, 443); err != nil {
 			b.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestCachedSetPrefetchAndExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Validator, a.Now = v, at
+	a.Prover, a.Now = v, at
 	refreshed := make(chan struct{}, 1)
 	a.Refresh = func(ctx context.Context, owner string) *dnssec.Result {
 		defer func() { refreshed <- struct{}{} }()

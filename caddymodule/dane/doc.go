@@ -8,7 +8,7 @@
 //	handshake ──► presented chain ──► tlsa.Verify ──► allow, or a *Refusal
 //
 // The Prover is the in-process dnssec.Validator or, when the operator opts
-// in, dnssec.ResolverTrust (the AD bit of a loopback validating resolver).
+// in, dnssec.TrustResolver (the AD bit of a loopback validating resolver).
 //
 // Every failure on that path is a *Refusal whose Reason names the check that
 // failed; callers log and count it, they never re-derive it. There is no

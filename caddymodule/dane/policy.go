@@ -88,7 +88,7 @@ func trimDot(s string) string {
 // hop is DNSSEC-secure (RFC 7671 §7, RFC 7672 §2.2.2), or "" when host is
 // no CNAME or a hop is not secure (then only the original name is used).
 func (a *Authenticator) cnameTarget(ctx context.Context, host string) string {
-	res := a.Validator.Lookup(ctx, dns.CanonicalName(host), dns.TypeA)
+	res := a.Prover.Lookup(ctx, dns.CanonicalName(host), dns.TypeA)
 	if len(res.CNAME) == 0 {
 		return ""
 	}

@@ -41,7 +41,7 @@ func policyTree(t *testing.T, records ...string) (*Authenticator, *zonekit.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Authenticator{Validator: v, Now: func() time.Time { return now }}, z
+	return &Authenticator{Prover: v, Now: func() time.Time { return now }}, z
 }
 
 func TestOnNoTLSA(t *testing.T) {
@@ -85,7 +85,7 @@ func TestOnNoTLSA(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				a.Validator = v
+				a.Prover = v
 			}
 			set, err := a.Lookup(context.Background(), tc.host, 443)
 			if tc.pkix {

@@ -60,10 +60,10 @@ type LookupReport struct {
 	CNAME    []string     `json:"cname,omitempty"`
 	Records  []string     `json:"records"` // presentation format, one RR each
 	Chain    []ZoneReport `json:"chain"`   // trust anchor first
-	// TrustedResolver is set when the status is a trusted resolver's
+	// ProvenBy is set when the status is a trusted resolver's
 	// verdict (dnssec trust_resolver), not in-process validation; the
 	// chain is then empty.
-	TrustedResolver string `json:"trusted_resolver,omitempty"`
+	ProvenBy string `json:"trusted_resolver,omitempty"`
 }
 
 // ZoneReport is one zone on the chain of trust (dnssec.ZoneStep).
@@ -148,7 +148,7 @@ func (a *Authenticator) Check(ctx context.Context, in CheckInput) *Report {
 				// The verdict is ref; the validator's cache (good or bad)
 				// holds the result it came from, with its chain of trust.
 				tctx, tcancel := context.WithTimeout(ctx, time.Second)
-				res = a.Validator.Lookup(tctx, ref.Owner, dns.TypeTLSA)
+				res = a.Prover.Lookup(tctx, ref.Owner, dns.TypeTLSA)
 				tcancel()
 			}
 		}
@@ -241,12 +241,12 @@ func NewLookupReport(res *dnssec.Result) *LookupReport {
 		Records:  []string{},
 		Chain:    []ZoneReport{},
 
-		TrustedResolver: res.TrustedResolver,
+		ProvenBy: res.ProvenBy,
 	}
 	if lr.Type == "" {
 		lr.Type = fmt.Sprintf("TYPE%d", res.Type)
 	}
-	lr.Reason = ResultReason(res.Err)
+	lr.Reason = dnssec.Reason(res.Err)
 	for _, c := range res.CNAME {
 		lr.CNAME = append(lr.CNAME, c.String())
 	}
@@ -258,27 +258,6 @@ func NewLookupReport(res *dnssec.Result) *LookupReport {
 			KeyTags: z.KeyTags, DS: z.DS, Anchor: z.Anchor, Reason: z.Reason})
 	}
 	return lr
-}
-
-// ResultReason is the reason of a dnssec.Result's error without its class
-// prefix ("RRSIG over ... expired"), or the error itself for other types.
-func ResultReason(err error) string {
-	var (
-		b *dnssec.BogusError
-		i *dnssec.InsecureError
-		d *dnssec.IndeterminateError
-	)
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &b):
-		return b.Reason
-	case errors.As(err, &i):
-		return i.Reason
-	case errors.As(err, &d):
-		return d.Reason
-	}
-	return err.Error()
 }
 
 // NewRecord computes the TLSA record of the given parameters for cert
@@ -411,8 +390,8 @@ func writeLookup(b *strings.Builder, lr *LookupReport, prefix string, trace bool
 	if lr.Wildcard != "" {
 		fmt.Fprintf(b, "%ssynthesized from %s\n", pad, lr.Wildcard)
 	}
-	if lr.TrustedResolver != "" {
-		fmt.Fprintf(b, "%sproof: the AD bit of %s (dnssec trust_resolver), not validated here\n", pad, lr.TrustedResolver)
+	if lr.ProvenBy != "" {
+		fmt.Fprintf(b, "%sproof: the AD bit of %s (dnssec trust_resolver), not validated here\n", pad, lr.ProvenBy)
 	}
 	if !trace {
 		return

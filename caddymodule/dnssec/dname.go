@@ -101,7 +101,7 @@ func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qty
 // does not name it already (a failure on the chain of trust names a zone
 // only), so that every non-Secure DNAME outcome says which DNAME it was.
 func namingRRset(err error, set string) error {
-	if err == nil || strings.Contains(reasonOf(err), set) {
+	if err == nil || strings.Contains(Reason(err), set) {
 		return err
 	}
 	switch e := err.(type) {

@@ -72,12 +72,16 @@ func edeOf(err error) uint16 {
 	return 0
 }
 
-// reasonOf returns the reason carried by err, without the status prefix.
-func reasonOf(err error) string {
+// Reason returns the reason carried by an error of this package without its
+// class prefix ("RRSIG over ... expired" for a *BogusError), or err.Error()
+// for any other error, "" for nil.
+func Reason(err error) string {
 	var b *BogusError
 	var i *InsecureError
 	var d *IndeterminateError
 	switch {
+	case err == nil:
+		return ""
 	case errors.As(err, &b):
 		return b.Reason
 	case errors.As(err, &i):

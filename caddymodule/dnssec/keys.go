@@ -52,7 +52,7 @@ func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntr
 
 func (v *Validator) failKeys(zone string, parent []ZoneStep, err error) *keyEntry {
 	s := statusOf(err)
-	ke := &keyEntry{zone: zone, status: s, err: err, reason: reasonOf(err), expires: v.now().Add(badTTL)}
+	ke := &keyEntry{zone: zone, status: s, err: err, reason: Reason(err), expires: v.now().Add(badTTL)}
 	ke.chain = append(append([]ZoneStep(nil), parent...), ZoneStep{Zone: zone, Status: s, Reason: ke.reason})
 	return ke
 }

@@ -114,10 +114,10 @@ type Result struct {
 	// that RRset was synthesized from a wildcard (RFC 4035 §5.3.4).
 	Wildcard string
 	Cached   bool // served from the cache
-	// TrustedResolver names the resolver whose AD bit (or SERVFAIL) gave
+	// ProvenBy names the resolver whose AD bit (or SERVFAIL) gave
 	// Status, when the proof was taken from it rather than validated in
-	// process (ResolverTrust); Chain is then empty.
-	TrustedResolver string
+	// process (TrustResolver); Chain is then empty.
+	ProvenBy string
 
 	alias string // CNAME target still to follow (internal; see Lookup)
 }

@@ -86,7 +86,7 @@ func runDelvComparison(dir, caddyBin string, runs int) *delvResult {
 		if err != nil {
 			return err
 		}
-		a := &dane.Authenticator{Validator: v}
+		a := &dane.Authenticator{Prover: v}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err = a.Lookup(ctx, host, 443)

@@ -11,7 +11,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// trustFixture is a scripted validating resolver for ResolverTrust: the
+// trustFixture is a scripted validating resolver for TrustResolver: the
 // DNSKEY probe of "test." is answered with key (AD set unless told
 // otherwise) and every other query by answer.
 type trustFixture struct {
@@ -63,9 +63,9 @@ func (f *trustFixture) Exchange(_ context.Context, q *dns.Msg) (*dns.Msg, error)
 	return f.answer(q), nil
 }
 
-func (f *trustFixture) trust(t *testing.T, now func() time.Time) *ResolverTrust {
+func (f *trustFixture) trust(t *testing.T, now func() time.Time) *TrustResolver {
 	t.Helper()
-	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "127.0.0.1:53", Exchanger: f}}, Anchors: []dns.RR{f.key.ToDS(dns.SHA256)}, Now: now, MaxCNAMEs: 3})
+	rt, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Name: "127.0.0.1:53", Exchanger: f}}, Anchors: []dns.RR{f.key.ToDS(dns.SHA256)}, Now: now, MaxCNAMEs: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +222,8 @@ func TestResolverTrust(t *testing.T) {
 			if got := f.queries.Load(); tc.noQuery && got != 0 {
 				t.Fatalf("%d queries reached the resolver it does not trust", got)
 			}
-			if r.TrustedResolver != "127.0.0.1:53" && tc.qname != "_443._tcp.example.org." {
-				t.Fatalf("TrustedResolver %q", r.TrustedResolver)
+			if r.ProvenBy != "127.0.0.1:53" && tc.qname != "_443._tcp.example.org." {
+				t.Fatalf("ProvenBy %q", r.ProvenBy)
 			}
 		})
 	}
@@ -278,8 +278,8 @@ func TestResolverTrustFailover(t *testing.T) {
 		return nil, &timeoutErr{}
 	})
 	anchors := []dns.RR{good.key.ToDS(dns.SHA256)}
-	newRT := func(rs ...TrustedResolver) *ResolverTrust {
-		rt, err := NewResolverTrust(TrustConfig{Resolvers: rs, Anchors: anchors, Now: newClock().Now})
+	newRT := func(rs ...Resolver) *TrustResolver {
+		rt, err := NewTrustResolver(TrustResolverConfig{Resolvers: rs, Anchors: anchors, Now: newClock().Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,10 +287,10 @@ func TestResolverTrustFailover(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	rt := newRT(TrustedResolver{"forwarder", bad}, TrustedResolver{"silent", silent}, TrustedResolver{"unbound", good})
+	rt := newRT(Resolver{"forwarder", bad}, Resolver{"silent", silent}, Resolver{"unbound", good})
 	r := rt.Lookup(ctx, tlsaName, dns.TypeTLSA)
-	if r.Status != Secure || r.TrustedResolver != "unbound" {
-		t.Fatalf("%s from %q", r, r.TrustedResolver)
+	if r.Status != Secure || r.ProvenBy != "unbound" {
+		t.Fatalf("%s from %q", r, r.ProvenBy)
 	}
 	if n := bad.queries.Load(); n != 0 {
 		t.Fatalf("the forwarder was asked %d questions", n)
@@ -300,11 +300,11 @@ func TestResolverTrustFailover(t *testing.T) {
 	}
 
 	good.answer = func(q *dns.Msg) *dns.Msg { return servfailMsg(q, dns.ExtendedErrorCodeSignatureExpired, "") }
-	r = newRT(TrustedResolver{"unbound", good}, TrustedResolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
-	if r.Status != Bogus || r.TrustedResolver != "unbound" {
-		t.Fatalf("bogus then untrusted: %s from %q", r, r.TrustedResolver)
+	r = newRT(Resolver{"unbound", good}, Resolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
+	if r.Status != Bogus || r.ProvenBy != "unbound" {
+		t.Fatalf("bogus then untrusted: %s from %q", r, r.ProvenBy)
 	}
-	r = newRT(TrustedResolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
+	r = newRT(Resolver{"forwarder", bad}).Lookup(ctx, tlsaName, dns.TypeTLSA)
 	if r.Status != Indeterminate || !strings.Contains(r.Err.Error(), "does not validate") {
 		t.Fatalf("only a forwarder: %s", r)
 	}
@@ -323,7 +323,7 @@ func TestResolverTrustTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ex}}})
+	rt, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Exchanger: ex}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestResolverTrustTimeout(t *testing.T) {
 // answers with AA and never AD, so it is never trusted as a validator.
 func TestResolverTrustAuthoritative(t *testing.T) {
 	tr := newTree(t, hooks{})
-	rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "nsd", Exchanger: tr.srv}}, Anchors: dsAnchors(tr.root), Now: newClock().Now})
+	rt, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Name: "nsd", Exchanger: tr.srv}}, Anchors: dsAnchors(tr.root), Now: newClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,17 +354,17 @@ func TestResolverTrustAuthoritative(t *testing.T) {
 }
 
 func TestNewResolverTrustErrors(t *testing.T) {
-	if _, err := NewResolverTrust(TrustConfig{}); err == nil {
+	if _, err := NewTrustResolver(TrustResolverConfig{}); err == nil {
 		t.Fatal("no resolver accepted")
 	}
-	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Name: "x"}}}); err == nil {
+	if _, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Name: "x"}}}); err == nil {
 		t.Fatal("resolver without exchanger accepted")
 	}
 	a, _ := dns.NewRR("test. 3600 IN A 192.0.2.1")
-	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{a}}); err == nil || !strings.Contains(err.Error(), "want DS or DNSKEY") {
+	if _, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{a}}); err == nil || !strings.Contains(err.Error(), "want DS or DNSKEY") {
 		t.Fatalf("A record as anchor: %v", err)
 	}
-	if _, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{}}); err == nil {
+	if _, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Exchanger: ExchangeFunc(nil)}}, Anchors: []dns.RR{}}); err == nil {
 		t.Fatal("empty anchors accepted")
 	}
 }
@@ -415,7 +415,7 @@ func FuzzResolverTrust(f *testing.F) {
 			got, asked = m, q
 			return m, nil
 		})
-		rt, err := NewResolverTrust(TrustConfig{Resolvers: []TrustedResolver{{Exchanger: ex}}, Anchors: []dns.RR{key.ToDS(dns.SHA256)}})
+		rt, err := NewTrustResolver(TrustResolverConfig{Resolvers: []Resolver{{Exchanger: ex}}, Anchors: []dns.RR{key.ToDS(dns.SHA256)}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,29 +14,17 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Prover proves, or disproves, one RRset. *Validator validates in process
-// from the trust anchors; *ResolverTrust takes the proof from the AD bit of
-// a validating resolver the operator runs on the same host.
-type Prover interface {
-	Lookup(ctx context.Context, name string, qtype uint16) *Result
-}
-
-var (
-	_ Prover = (*Validator)(nil)
-	_ Prover = (*ResolverTrust)(nil)
-)
-
 // DefaultProbeInterval is how long a successful check that the trusted
 // resolver validates is believed before it is made again.
 const DefaultProbeInterval = 10 * time.Minute
 
-// TrustConfig configures a ResolverTrust.
-type TrustConfig struct {
+// TrustResolverConfig configures a TrustResolver.
+type TrustResolverConfig struct {
 	// Resolvers are the trusted resolvers, asked in order. The AD bit
 	// travels unprotected (RFC 4035 §4.9.3, RFC 6698 §4): the channel to
 	// each must be one nobody else can write to, such as loopback.
 	// Checking that is the caller's job; this package cannot see it.
-	Resolvers []TrustedResolver
+	Resolvers []Resolver
 	// Anchors are the trust anchors the resolver is expected to validate
 	// with; nil means RootAnchors. They are not used to validate answers,
 	// only to check that the resolver validates with them (see Probe).
@@ -51,13 +39,13 @@ type TrustConfig struct {
 	ProbeInterval time.Duration
 }
 
-// TrustedResolver is one resolver whose verdict ResolverTrust takes.
-type TrustedResolver struct {
-	Name      string    // for reasons and Result.TrustedResolver, e.g. "127.0.0.1:53"
+// Resolver is one resolver whose verdict TrustResolver takes.
+type Resolver struct {
+	Name      string    // for reasons and Result.ProvenBy, e.g. "127.0.0.1:53"
 	Exchanger Exchanger // sends queries to this resolver only
 }
 
-// ResolverTrust answers Lookup from a validating resolver's verdict
+// TrustResolver answers Lookup from a validating resolver's verdict
 // instead of validating in process (the "dnssec trust_resolver" mode, as
 // Postfix and Exim do DANE with a local Unbound): AD=1 on a NOERROR or
 // NXDOMAIN answer is Secure, AD=0 is Insecure, and SERVFAIL with an
@@ -67,7 +55,7 @@ type TrustedResolver struct {
 // answer look Insecure, which an on_no_tlsa pkix policy would turn into a
 // PKIX fallback, and a forwarder that copies AD from upstream would make
 // anything look Secure. So before the first lookup below each trust anchor,
-// and again every ProbeInterval, ResolverTrust asks each resolver for that
+// and again every ProbeInterval, TrustResolver asks each resolver for that
 // anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
 // configured anchor; a resolver is asked nothing else until that holds,
 // and when no resolver passes, every lookup is Indeterminate. Each resolver
@@ -75,8 +63,8 @@ type TrustedResolver struct {
 //
 // It keeps no cache of its own: the resolver caches, and dane.Authenticator
 // keeps the Secure TLSA sets. It is safe for concurrent use.
-type ResolverTrust struct {
-	resolvers []TrustedResolver
+type TrustResolver struct {
+	resolvers []Resolver
 	anchors   map[string]*anchorSet
 	now       func() time.Time
 	maxCNAMEs int
@@ -99,8 +87,8 @@ type probeState struct {
 	until time.Time
 }
 
-// NewResolverTrust returns a ResolverTrust for c.
-func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
+// NewTrustResolver returns a TrustResolver for c.
+func NewTrustResolver(c TrustResolverConfig) (*TrustResolver, error) {
 	if len(c.Resolvers) == 0 {
 		return nil, errors.New("dnssec: no trusted resolver")
 	}
@@ -120,7 +108,7 @@ func NewResolverTrust(c TrustConfig) (*ResolverTrust, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ResolverTrust{
+	t := &TrustResolver{
 		resolvers: c.Resolvers,
 		anchors:   anchors,
 		now:       c.Now,
@@ -153,7 +141,7 @@ func newTrustQuery(name string, qtype uint16) *dns.Msg {
 
 // ask sends one query to resolver i and returns an answer to exactly that
 // question, or why there is none.
-func (t *ResolverTrust) ask(ctx context.Context, i int, name string, qtype uint16) (*dns.Msg, *IndeterminateError) {
+func (t *TrustResolver) ask(ctx context.Context, i int, name string, qtype uint16) (*dns.Msg, *IndeterminateError) {
 	res := t.resolvers[i]
 	set := rrsetName(name, qtype)
 	if err := ctx.Err(); err != nil {
@@ -182,7 +170,7 @@ func (t *ResolverTrust) ask(ctx context.Context, i int, name string, qtype uint1
 // a key matching the anchor. It returns the first failure. The outcome is
 // remembered per resolver (success for the probe interval, failure for
 // badTTL) and concurrent callers share one query.
-func (t *ResolverTrust) Probe(ctx context.Context, zone string) error {
+func (t *TrustResolver) Probe(ctx context.Context, zone string) error {
 	for i := range t.resolvers {
 		if err := t.probe(ctx, i, dns.CanonicalName(zone)); err != nil {
 			return err
@@ -191,7 +179,7 @@ func (t *ResolverTrust) Probe(ctx context.Context, zone string) error {
 	return nil
 }
 
-func (t *ResolverTrust) probe(ctx context.Context, i int, zone string) *IndeterminateError {
+func (t *TrustResolver) probe(ctx context.Context, i int, zone string) *IndeterminateError {
 	now := t.now()
 	key := probeKey{i, zone}
 	t.mu.Lock()
@@ -230,7 +218,7 @@ func (t *ResolverTrust) probe(ctx context.Context, i int, zone string) *Indeterm
 }
 
 // checkValidates is one probe of resolver i for zone (see Probe).
-func (t *ResolverTrust) checkValidates(ctx context.Context, i int, zone string) *IndeterminateError {
+func (t *TrustResolver) checkValidates(ctx context.Context, i int, zone string) *IndeterminateError {
 	set := rrsetName(zone, dns.TypeDNSKEY)
 	name := t.resolvers[i].Name
 	a := t.anchors[zone]
@@ -275,10 +263,10 @@ func (t *ResolverTrust) checkValidates(ctx context.Context, i int, zone string) 
 }
 
 // Lookup asks the resolver for name/qtype and takes its verdict (see
-// ResolverTrust). CNAMEs (and CNAMEs synthesized from DNAMEs) in the
+// TrustResolver). CNAMEs (and CNAMEs synthesized from DNAMEs) in the
 // answer are followed up to MaxCNAMEs; they are reported in Result.CNAME
 // only when the resolver vouched for the whole answer. It never returns nil.
-func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *Result {
+func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *Result {
 	if _, ok := dns.IsDomainName(name); !ok || name == "" {
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(rrsetName(name, qtype), nil, "invalid domain name %q", name)})
 	}
@@ -312,10 +300,10 @@ func (t *ResolverTrust) Lookup(ctx context.Context, name string, qtype uint16) *
 
 // ask1 takes resolver i's verdict on name/qtype; answered reports whether
 // the resolver gave one (a NOERROR or NXDOMAIN answer after a good probe).
-func (t *ResolverTrust) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, answered bool) {
+func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, answered bool) {
 	res := t.resolvers[i].Name
 	set := rrsetName(name, qtype)
-	r = &Result{Name: name, Type: qtype, TrustedResolver: res}
+	r = &Result{Name: name, Type: qtype, ProvenBy: res}
 	if err := t.probe(ctx, i, anchor); err != nil {
 		r.Err = err
 		return finish(r), false
@@ -338,9 +326,9 @@ func (t *ResolverTrust) ask1(ctx context.Context, i int, anchor, name string, qt
 	return t.verdict(r, m, name, qtype), true
 }
 
-// verdict reads resolver r.TrustedResolver's NOERROR or NXDOMAIN answer m.
-func (t *ResolverTrust) verdict(r *Result, m *dns.Msg, name string, qtype uint16) *Result {
-	res, set := r.TrustedResolver, rrsetName(name, qtype)
+// verdict reads resolver r.ProvenBy's NOERROR or NXDOMAIN answer m.
+func (t *TrustResolver) verdict(r *Result, m *dns.Msg, name string, qtype uint16) *Result {
+	res, set := r.ProvenBy, rrsetName(name, qtype)
 
 	// Walk the answer from name along its CNAMEs to the RRset of qtype.
 	owner := name
