@@ -369,12 +369,12 @@ func TestNewResolverTrustErrors(t *testing.T) {
 	}
 }
 
-// FuzzResolverTrust feeds arbitrary messages as the trusted resolver's
+// FuzzTrustResolver feeds arbitrary messages as the trusted resolver's
 // answer (after a good probe): no panic, no hang, and never Secure unless
 // the message answers the question with NOERROR or NXDOMAIN and AD set;
 // a Secure RRset holds only records of the question's type, owned by the
 // question or the end of its CNAME chain.
-func FuzzResolverTrust(f *testing.F) {
+func FuzzTrustResolver(f *testing.F) {
 	key := &dns.DNSKEY{Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
 		Flags: 257, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
 	if _, err := key.Generate(256); err != nil {
