@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -125,9 +126,14 @@ func BenchmarkUpstreamHandshake(b *testing.B) {
 		benchProvision(b, `{"dane":{"resolvers":["`+dnsAddr+`"],"trust_anchor_file":"`+anchors+`"},"tls":{"server_name":"`+name+`"}}`, tr)
 		tr.logger = zap.NewNop() // the per-connection debug entry would measure the console
 		di := reverseproxy.DialInfo{Network: "tcp", Address: addr, Host: "127.0.0.1", Port: strconv.Itoa(up.port)}
-		ctx := context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di)
+		req, _ := http.NewRequestWithContext(context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di), "GET", "https://"+addr+"/", nil)
+		bound, err := tr.bind(req) // the dial of a request bound to its identity, as RoundTrip makes it
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, poolAddr := bound.Context(), bound.URL.Host+":443"
 		dial := func() {
-			conn, err := tr.dialTLS(ctx, "tcp", addr)
+			conn, err := tr.dialTLS(ctx, "tcp", poolAddr)
 			if err != nil {
 				b.Fatal(err)
 			}

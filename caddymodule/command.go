@@ -186,7 +186,7 @@ func runTLSA(cmd *cobra.Command, args []string) (int, error) {
 		if err != nil {
 			return exitUsage, err
 		}
-		rec, err = dane.NewKeyRecord(params.Usage, params.MatchingType, spki)
+		rec, err = tlsa.NewKeyRecord(params.Usage, params.MatchingType, spki)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -222,7 +222,7 @@ func runTLSA(cmd *cobra.Command, args []string) (int, error) {
 		if index < 0 || index >= len(chain) {
 			return exitUsage, fmt.Errorf("--index %d: the chain has %d certificate(s)", index, len(chain))
 		}
-		rec, err = dane.NewRecord(params.Usage, params.Selector, params.MatchingType, chain[index])
+		rec, err = tlsa.NewRecord(params.Usage, params.Selector, params.MatchingType, chain[index])
 		if err != nil {
 			return exitUsage, err
 		}
@@ -360,7 +360,7 @@ func fetchChain(ctx context.Context, addr, sni string, timeout time.Duration) ([
 
 func checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "check <host> [port] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--dnssec validate|trust_resolver] [--timeout 5s] [--check-names] [--name <tlsa base>] [--connect <ip[:port]>] [--json]",
+		Use:   "check <host> [port] [--resolver ip[:port]]... [--trust-anchor-file <path>] [--dnssec validate|trust_resolver] [--timeout 5s] [--check-names] [--name <tlsa base>] [--sni <name>] [--on-no-tlsa refuse|pkix] [--follow-cname] [--connect <ip[:port]>] [--json]",
 		Short: "Authenticate an upstream exactly as the dane transport would, and report why",
 		Long: `
 Looks up _<port>._tcp.<host>. TLSA (port 443 by default), proves it with the
@@ -386,6 +386,9 @@ Exit status: 0 verified, 1 refused, 2 usage or configuration error.
 	f.Bool("check-names", false, "Also check certificate names for DANE-EE(3) matches")
 	f.String("name", "", "TLSA base domain for an IP-address host")
 	f.String("connect", "", "Address to connect to instead of <host>:<port>")
+	f.String("sni", "", "Server name to send (the transport's tls_server_name; default: the TLSA base domain)")
+	f.String("on-no-tlsa", "", "refuse (default) or pkix, as the transport's on_no_tlsa")
+	f.Bool("follow-cname", false, "Find the TLSA base domain through a secure CNAME chain, as the transport's follow_cname")
 	f.Bool("json", false, "Print the report as JSON")
 	return cmd
 }
@@ -407,24 +410,23 @@ func runCheck(cmd *cobra.Command, args []string) (int, error) {
 	o := engineOptions(cmd)
 	o.CheckNames, _ = f.GetBool("check-names")
 	o.Name, _ = f.GetString("name")
+	o.OnNoTLSA, _ = f.GetString("on-no-tlsa")
+	o.FollowCNAME, _ = f.GetBool("follow-cname")
 	asJSON, _ := f.GetBool("json")
 	connect, _ := f.GetString("connect")
+	sni, _ := f.GetString("sni")
 
-	base := host
-	if net.ParseIP(strings.Trim(host, "[]")) != nil {
-		if o.Name == "" {
-			return exitUsage, fmt.Errorf("%s is an IP address: give the TLSA base domain with --name", host)
-		}
-		base = strings.TrimSuffix(o.Name, ".")
+	if net.ParseIP(strings.Trim(host, "[]")) != nil && o.Name == "" {
+		return exitUsage, fmt.Errorf("%s is an IP address: give the TLSA base domain with --name", host)
 	}
-	if err := dane.ValidateName(base); err != nil {
-		return exitUsage, err
+	target := dane.Target{Host: host, Port: port, Name: strings.TrimSuffix(o.Name, "."), SNI: sni}
+	if _, err := target.Identity(); err != nil {
+		return exitUsage, dane.RefusalOf(err).Err
 	}
-	eng, err := o.newEngine(nil)
+	auth, err := o.newAuthenticator(nil)
 	if err != nil {
 		return exitUsage, err
 	}
-	v := eng.prover
 	addr := net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
 	if connect != "" {
 		addr = connect
@@ -432,21 +434,14 @@ func runCheck(cmd *cobra.Command, args []string) (int, error) {
 			addr = net.JoinHostPort(strings.Trim(connect, "[]"), strconv.Itoa(port))
 		}
 	}
-	// The reference identifiers, as the transport builds them.
-	names := []string{base}
-	if host != base && net.ParseIP(strings.Trim(host, "[]")) == nil {
-		names = append(names, host)
-	}
-	auth := &dane.Authenticator{Prover: v, CheckEENames: o.CheckNames}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	rep := auth.Check(ctx, dane.CheckInput{
-		Host: base, Port: port, Names: names,
-		LookupTimeout: time.Duration(o.Timeout),
-		Fetch: func(ctx context.Context) ([]*x509.Certificate, error) {
-			return fetchChain(ctx, addr, base, defaultHandshakeTimeout)
+		Target: target,
+		Fetch: func(ctx context.Context, sni string) ([]*x509.Certificate, error) {
+			return fetchChain(ctx, addr, sni, defaultHandshakeTimeout)
 		},
 	})
 	if err := writeReport(cmd.OutOrStdout(), asJSON, rep, func(w io.Writer) error { return rep.WriteText(w) }); err != nil {

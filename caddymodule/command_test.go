@@ -23,6 +23,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
+	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 	"github.com/caddy-dane/caddy-dane/internal/testenv"
 	"github.com/caddy-dane/caddy-dane/internal/zonekit"
@@ -293,11 +294,11 @@ func newCheckLab(t *testing.T) *checkLab {
 	l.svc = serveTLS(t, l.good)
 	l.ta = serveTLS(t, l.good)
 	l.impostor = serveTLS(t, l.other)
-	ee, err := dane.NewRecord(3, 1, 1, l.good.leaf)
+	ee, err := tlsa.NewRecord(3, 1, 1, l.good.leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta, err := dane.NewRecord(2, 0, 1, l.good.ca)
+	ta, err := tlsa.NewRecord(2, 0, 1, l.good.ca)
 	if err != nil {
 		t.Fatal(err)
 	}

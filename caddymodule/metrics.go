@@ -114,3 +114,28 @@ func countRefused(reason dane.Reason) {
 	initDANEMetrics()
 	daneMetrics.verifications.WithLabelValues("refused", string(reason)).Inc()
 }
+
+// registerMonitorMetrics makes dane_monitor's gauge for one config and
+// registers it there; when the registry already has one (two monitors in
+// a config cannot exist, but a registry may outlive a config), that one is
+// returned. A new config starts from an empty gauge, so sites no longer
+// served leave no series behind.
+func registerMonitorMetrics(registry *prometheus.Registry) (*prometheus.GaugeVec, error) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "dane_monitor", Name: "tlsa_match",
+		Help: "Whether the DNSSEC-secure TLSA records of a site Caddy serves match its certificate: 1 match, 0 stale (mismatch), -1 no secure TLSA RRset.",
+	}, []string{"site", "port"})
+	if registry == nil {
+		return g, nil
+	}
+	if err := registry.Register(g); err != nil {
+		are := prometheus.AlreadyRegisteredError{}
+		if !errors.As(err, &are) {
+			return nil, err
+		}
+		if existing, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
+			g = existing
+		}
+	}
+	return g, nil
+}

@@ -18,7 +18,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -103,7 +102,7 @@ type Monitor struct {
 	CacheSize int `json:"cache_size,omitempty"`
 
 	opts    Options
-	prover  dnssec.Prover
+	auth    *dane.Authenticator
 	tlsApp  *caddytls.TLS
 	httpApp *caddyhttp.App // nil when no http app is configured
 	gauge   *prometheus.GaugeVec
@@ -167,11 +166,13 @@ func (m *Monitor) Provision(ctx caddy.Context) error {
 		QueryTimeout:    m.QueryTimeout,
 		CacheSize:       m.CacheSize,
 	}
-	eng, err := m.opts.newEngine(nil)
+	// As a DANE client of this site would see it: no PKIX fallback, no
+	// CNAME following, DANE-EE names not checked.
+	auth, err := m.opts.newAuthenticator(nil)
 	if err != nil {
 		return fmt.Errorf("dane_monitor: %v", strings.TrimPrefix(err.Error(), "dane: "))
 	}
-	m.prover = eng.prover
+	m.auth = auth
 	m.Timeout, m.QueryTimeout = m.opts.Timeout, m.opts.QueryTimeout
 
 	// The tls app owns the certificate cache; loading it guarantees
@@ -188,20 +189,9 @@ func (m *Monitor) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("dane_monitor: getting http app: %v", err)
 	}
 
-	m.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "caddy", Subsystem: "dane_monitor", Name: "tlsa_match",
-		Help: "Whether the DNSSEC-secure TLSA records of a site Caddy serves match its certificate: 1 match, 0 stale (mismatch), -1 no secure TLSA RRset.",
-	}, []string{"site", "port"})
-	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		if err := reg.Register(m.gauge); err != nil {
-			are := prometheus.AlreadyRegisteredError{}
-			if !errors.As(err, &are) {
-				return fmt.Errorf("dane_monitor: registering metrics: %v", err)
-			}
-			if g, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
-				m.gauge = g
-			}
-		}
+	m.gauge, err = registerMonitorMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("dane_monitor: registering metrics: %v", err)
 	}
 	return nil
 }
@@ -393,43 +383,37 @@ func (o *outcome) gauge() float64 {
 	return -1
 }
 
-// check looks up the TLSA RRset of k and matches the served chains.
+// check authenticates each served chain for k exactly as a DANE client
+// would (dane.Authenticator.Authenticate, the transport's entry point):
+// the TLSA RRset at _<port>._tcp.<site>, proven by DNSSEC, must match it.
 func (m *Monitor) check(ctx context.Context, k siteKey, chains []servedChain) *outcome {
 	out := &outcome{owner: dane.Owner(k.site, k.port), chains: chains}
 	for _, sc := range chains {
-		out.publish = append(out.publish, recordsToPublish(out.owner, sc.chain)...)
+		out.publish = append(out.publish, dane.RecordsToPublish(out.owner, sc.chain)...)
 	}
-	lctx, cancel := context.WithTimeout(ctx, time.Duration(m.opts.Timeout))
-	res := m.prover.Lookup(lctx, out.owner, dns.TypeTLSA)
-	cancel()
-	out.status = res.Status
-	for _, rr := range res.RRset {
-		if t, ok := rr.(*dns.TLSA); ok {
-			out.records = append(out.records, dane.FromRR(t))
-		}
-	}
-	switch {
-	case res.Status != dnssec.Secure:
-		out.state, out.err = stateNotSecure, res.Err
-		if out.err == nil {
-			out.err = fmt.Errorf("DNSSEC status %s", res.Status)
-		}
-		return out
-	case len(out.records) == 0:
-		out.state = stateNotSecure
-		out.err = fmt.Errorf("no TLSA records at %s (%s proven by DNSSEC)", out.owner, dns.RcodeToString[res.Rcode])
-		return out
-	}
-
 	reuse := m.reusesKeys(k.site)
 	out.state = stateMatch
 	var nexts []string
 	for _, sc := range chains {
-		if _, err := tlsa.Verify(tlsa.Options{Chain: sc.chain, Records: out.records, Names: []string{k.site}}); err != nil {
-			out.state, out.err = stateStale, err
+		v, err := m.auth.Authenticate(ctx, dane.Target{Host: k.site, Port: k.port}, presents(sc.chain))
+		if err != nil {
+			out.err = err
+			var r *dane.Refusal
+			if !errors.As(err, &r) {
+				out.state = stateNotSecure
+				return out
+			}
+			out.status, out.records = r.Status, r.Records
+			// A Secure RRset with records that the chain does not match
+			// is stale; anything else means there is no secure RRset.
+			out.state = stateNotSecure
+			if r.Status == dnssec.Secure && len(r.Records) > 0 {
+				out.state = stateStale
+			}
 			return out
 		}
-		covered, why := nextCertificate(sc.chain, out.records, k.site, reuse)
+		out.status, out.records = v.Set.Result.Status, v.Set.Records
+		covered, why := dane.NextCertificate(sc.chain, out.records, k.site, reuse)
 		if !covered {
 			out.state = stateMatchNow
 		}
@@ -439,6 +423,12 @@ func (m *Monitor) check(ctx context.Context, k siteKey, chains []servedChain) *o
 	}
 	out.next = strings.Join(nexts, "; ")
 	return out
+}
+
+// presents is the Handshake of a chain Caddy serves: no connection, the
+// chain is what a client would be presented.
+func presents(chain []*x509.Certificate) dane.Handshake {
+	return func(_ context.Context, p dane.Peer) error { return p.Verify(chain) }
 }
 
 // reusesKeys reports whether the automation policy Caddy would use for
@@ -457,61 +447,6 @@ func (m *Monitor) reusesKeys(site string) bool {
 		}
 	}
 	return false // the default policies make a new key at each renewal
-}
-
-// nextCertificate says whether the published records will still match
-// after the certificate is renewed. certmagic does not expose the next
-// certificate before it is issued; what is known is whether its key will
-// be the current one (reuse_private_keys) and whether a trust-anchor
-// record (usage 2 or 0) covers the CA that issues it.
-func nextCertificate(chain []*x509.Certificate, records []tlsa.Record, site string, reuse bool) (bool, string) {
-	if reuse {
-		leaf := chain[0]
-		for _, r := range records {
-			if r.Usage != tlsa.DANEEE || r.Selector != tlsa.SPKI {
-				continue
-			}
-			if want, err := dane.NewRecord(r.Usage, r.Selector, r.MatchingType, leaf); err == nil && want.Equal(r) {
-				return true, "the next certificate keeps this key (reuse_private_keys), so the " + shortParams(r) + " record stays valid"
-			}
-		}
-	}
-	var ta []tlsa.Record
-	for _, r := range records {
-		if r.Usage == tlsa.DANETA || r.Usage == tlsa.PKIXTA {
-			ta = append(ta, r)
-		}
-	}
-	if len(ta) > 0 {
-		if mt, err := tlsa.Verify(tlsa.Options{Chain: chain, Records: ta, Names: []string{site}}); err == nil {
-			return true, fmt.Sprintf("the next certificate matches the %s record (depth %d) if the CA issues it under the same key; CAs do switch intermediates", shortParams(mt.Record), mt.Depth)
-		}
-	}
-	if reuse {
-		return false, "reuse_private_keys keeps the key at renewal, but no DANE-EE SPKI (3 1 x) record matches it: publish the 3 1 1 record"
-	}
-	return false, "the next certificate's key is unknown until renewal: without reuse_private_keys Caddy makes a new key at each renewal (and a loaded certificate's successor is whatever is loaded next), so records for this certificate only go stale then"
-}
-
-func shortParams(r tlsa.Record) string {
-	return fmt.Sprintf("%d %d %d", r.Usage, r.Selector, r.MatchingType)
-}
-
-// recordsToPublish returns, as zone-file lines, the records that
-// authenticate chain: 3 1 1 of the leaf's key, and 2 1 1 of its issuer's
-// key when the chain includes the issuer.
-func recordsToPublish(owner string, chain []*x509.Certificate) []string {
-	line := func(r tlsa.Record) string { return owner + " IN TLSA " + r.String() }
-	var out []string
-	if r, err := dane.NewRecord(tlsa.DANEEE, tlsa.SPKI, tlsa.SHA256, chain[0]); err == nil {
-		out = append(out, line(r))
-	}
-	if len(chain) > 1 {
-		if r, err := dane.NewRecord(tlsa.DANETA, tlsa.SPKI, tlsa.SHA256, chain[1]); err == nil {
-			out = append(out, line(r))
-		}
-	}
-	return out
 }
 
 // rolloverAdvice is logged with every warning and error.

@@ -28,7 +28,7 @@ func TestMonitorGoesStaleAfterCertificateChange(t *testing.T) {
 	a, b := newPKI(t, site), newPKI(t, site)
 	owner := dane.Owner(site, 443)
 	rec := func(u tlsa.Usage, c *x509.Certificate) string {
-		r, err := dane.NewRecord(u, tlsa.SPKI, tlsa.SHA256, c)
+		r, err := tlsa.NewRecord(u, tlsa.SPKI, tlsa.SHA256, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +203,7 @@ func TestMonitorNextCertificate(t *testing.T) {
 	p := newPKI(t, "site.example.test")
 	chain := []*x509.Certificate{p.leaf, p.ca}
 	mk := func(u tlsa.Usage, s tlsa.Selector, c *x509.Certificate) tlsa.Record {
-		r, err := dane.NewRecord(u, s, tlsa.SHA256, c)
+		r, err := tlsa.NewRecord(u, s, tlsa.SHA256, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestMonitorNextCertificate(t *testing.T) {
 		{"2 1 1 of the issuer: covered while the CA key stays", []tlsa.Record{ee311, ta211}, false, true, "2 1 1 record (depth 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			covered, why := nextCertificate(chain, tc.records, "site.example.test", tc.reuse)
+			covered, why := dane.NextCertificate(chain, tc.records, "site.example.test", tc.reuse)
 			if covered != tc.covered || !strings.Contains(why, tc.why) {
 				t.Errorf("got (%v, %q), want (%v, …%q…)", covered, why, tc.covered, tc.why)
 			}

@@ -10,7 +10,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -54,10 +56,19 @@ const (
 // `tls_except_ports`, and forward proxies (`network_proxy`,
 // `forward_proxy_url`). The HTTP_PROXY/HTTPS_PROXY/NO_PROXY environment
 // variables are ignored by this transport: a proxy would see the TLS
-// connection's peer instead of the upstream.
+// connection's peer instead of the upstream. Behind `dynamic srv`, whose
+// SRV answers are not validated, it refuses to load: use `dynamic
+// dane_srv`.
 //
 // TLS to the upstream is always on. The SNI sent is the TLSA base domain
 // unless `tls_server_name` says otherwise.
+//
+// An upstream connection is verified for one identity: TLSA base domain,
+// reference names, SNI and dial address. It is pooled under that identity
+// only, so a request whose identity differs (another `name` or
+// `tls_server_name` behind the same address, say) never rides on it; it
+// gets a connection of its own, verified for it. Limits per host, such as
+// `max_conns_per_host`, count per identity.
 type Transport struct {
 	reverseproxy.HTTPTransport
 
@@ -66,74 +77,12 @@ type Transport struct {
 	// option of the embedded HTTP transport.
 	DANE *Options `json:"dane,omitempty"`
 
-	auth       *dane.Authenticator
-	tlsBase    *tls.Config
-	handshake  time.Duration
-	logger     *zap.Logger
-	staticName string // DANE.Name when it has no placeholder
-	keepAlive  *keepAlive
-}
-
-// Options are the DANE settings of the transport.
-type Options struct {
-	// Recursive resolvers to send DNS queries to, as IP or IP:port
-	// (port 53 by default). The resolvers need not validate: every answer
-	// is validated in process from the trust anchors (unless `dnssec` is
-	// trust_resolver). Default: the nameservers in /etc/resolv.conf.
-	Resolvers []string `json:"resolvers,omitempty"`
-
-	// How TLSA records are proven authentic. "validate" (default): DNSSEC
-	// is validated in process from the trust anchors; the resolvers are
-	// only a source of data. "trust_resolver": the proof is the AD bit of
-	// the resolvers, for operators who run a validating resolver such as
-	// Unbound on the same host. Every resolver must then be a loopback
-	// address (the AD bit is not protected on the wire), and before
-	// trusting it the transport checks that it validates with the trust
-	// anchors (AD set on the anchor zone's DNSKEY RRset, and a key that
-	// matches the anchor). AD set: secure; AD clear: insecure; SERVFAIL
-	// with a DNSSEC extended error: bogus. The resolver must not run in
-	// permissive mode (Unbound's val-permissive-mode).
-	DNSSEC string `json:"dnssec,omitempty"`
-
-	// A file of trust anchors in zone-file syntax: DS or DNSKEY records,
-	// for example Unbound's root.key, or the DS of a private zone. Default:
-	// the IANA root zone KSKs (key tags 20326 and 38696) built in.
-	TrustAnchorFile string `json:"trust_anchor_file,omitempty"`
-
-	// The TLSA base domain for upstreams addressed by IP literal (static
-	// upstreams, or dynamic `a`/`srv` results). Placeholders are allowed.
-	// When empty, `tls_server_name` is used; with neither, an IP-literal
-	// upstream is refused (at config load for static upstreams).
-	Name string `json:"name,omitempty"`
-
-	// Upper bound on the whole TLSA lookup and validation for one
-	// connection, all queries and retries included. Default: 5s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-
-	// Timeout of one query to one resolver. Default: 2s, or half of
-	// Timeout if that is smaller.
-	QueryTimeout caddy.Duration `json:"query_timeout,omitempty"`
-
-	// Also check the certificate's names for DANE-EE(3) matches. RFC 7671
-	// §5.1 says DANE-EE ignores names and validity dates; names are always
-	// checked for DANE-TA(2), PKIX-TA(0) and PKIX-EE(1).
-	CheckNames bool `json:"check_names,omitempty"`
-
-	// Maximum number of validated RRsets kept in the cache. Default: 10000.
-	CacheSize int `json:"cache_size,omitempty"`
-
-	// What to do when the upstream provably has no DANE: its TLSA RRset is
-	// securely denied (NSEC/NSEC3 proof) or its zone is provably insecure.
-	// "refuse" (default) refuses it; "pkix" authenticates it with ordinary
-	// PKIX validation (system roots or tls_trust_pool, the host name).
-	// Bogus or indeterminate DNSSEC is refused either way.
-	OnNoTLSA string `json:"on_no_tlsa,omitempty"`
-
-	// Find the TLSA base domain through the host's CNAME chain when every
-	// hop is DNSSEC-secure (RFC 7671 §7, RFC 7672 §2.2.2): TLSA records at
-	// the final target first, then at the host; both names are accepted
-	// in the certificate.
-	FollowCNAME bool `json:"follow_cname,omitempty"`
+	auth      *dane.Authenticator
+	tlsBase   *tls.Config
+	handshake time.Duration
+	logger    *zap.Logger
+	keepAlive *keepAlive
+	upstreams upstreamOrigins // where the handler's upstream names come from
 }
 
 // CaddyModule returns the Caddy module information.
@@ -144,8 +93,8 @@ func (Transport) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the DANE engine and then the embedded HTTP transport,
-// whose TLS dialing it replaces with a DANE-verifying one.
+// Provision builds the DANE authenticator and then the embedded HTTP
+// transport, whose TLS dialing it replaces with a DANE-verifying one.
 func (t *Transport) Provision(ctx caddy.Context) error {
 	t.logger = ctx.Logger()
 	if t.DANE == nil {
@@ -155,21 +104,16 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	if t.TLS == nil {
 		t.TLS = new(reverseproxy.TLSConfig)
 	}
+	// The bypasses are refused before the embedded transport provisions:
+	// it consumes some of them (a loaded module's raw config is cleared),
+	// and none of them may take effect even for a moment.
 	if err := t.rejectBypasses(); err != nil {
 		return err
 	}
-	if err := t.checkStaticUpstreams(ctx); err != nil {
-		return err
-	}
-
-	eng, err := t.DANE.newEngine(nil)
-	if err != nil {
-		return err
-	}
+	t.upstreams = originsOf(ctx)
 	if err := registerDANEMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("dane: registering metrics: %v", err)
 	}
-
 	if err := t.HTTPTransport.Provision(ctx); err != nil {
 		return err
 	}
@@ -185,24 +129,15 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		base = new(tls.Config)
 	}
 	t.tlsBase = base.Clone()
-	onNoTLSA, err := dane.ParseNoTLSAPolicy(t.DANE.OnNoTLSA)
+	auth, err := t.DANE.newAuthenticator(t.tlsBase.RootCAs)
 	if err != nil {
-		return fmt.Errorf("dane: %v", err)
+		return err
 	}
-	t.auth = &dane.Authenticator{
-		OnNoTLSA:     onNoTLSA,
-		FollowCNAME:  t.DANE.FollowCNAME,
-		Prover:       eng.prover,
-		Roots:        t.tlsBase.RootCAs,
-		CheckEENames: t.DANE.CheckNames,
-		Refresh:      eng.refresh,
-	}
+	auth.Observe = observeLookup
+	t.auth = auth
 	t.handshake = time.Duration(t.TLS.HandshakeTimeout)
 	if t.handshake <= 0 {
 		t.handshake = defaultHandshakeTimeout
-	}
-	if !strings.Contains(t.DANE.Name, "{") {
-		t.staticName = t.DANE.Name
 	}
 
 	// Backstop: if any code path ever makes a TLS connection with the base
@@ -218,12 +153,20 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Validate checks the options that Provision does not already refuse.
+// Validate refuses, when the config is loaded, a malformed `name` and every
+// upstream whose TLSA base domain could not be known or would be chosen by
+// data DNSSEC did not authenticate (Provision already refused the options
+// that bypass DANE).
 func (t *Transport) Validate() error {
 	if t.auth == nil {
 		return errors.New("dane: transport not provisioned")
 	}
-	return nil
+	if n := t.DANE.Name; n != "" && !strings.Contains(n, "{") {
+		if err := dane.ValidateName(n); err != nil {
+			return fmt.Errorf("dane: name: %v", err)
+		}
+	}
+	return t.upstreams.check(t.DANE.Name != "" || t.TLS.ServerName != "")
 }
 
 // Cleanup closes idle upstream connections.
@@ -231,10 +174,15 @@ func (t *Transport) Cleanup() error {
 	return t.HTTPTransport.Cleanup()
 }
 
-// RoundTrip sends req through the embedded HTTP transport; connections
-// whose TLSA result has expired are not reused (keepalive.go).
+// RoundTrip sends req through the embedded HTTP transport on a connection
+// verified for req's identity (bind), and not past the validity of its
+// TLSA result (keepalive.go).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.HTTPTransport.RoundTrip(t.keepAlive.capRequest(req))
+	bound, err := t.bind(req)
+	if err != nil {
+		return nil, err
+	}
+	return t.HTTPTransport.RoundTrip(t.keepAlive.capRequest(bound))
 }
 
 // EnableH2C refuses h2c: a cleartext upstream cannot be authenticated.
@@ -266,44 +214,72 @@ func (t *Transport) rejectBypasses() error {
 	return nil
 }
 
-// checkStaticUpstreams refuses, at config load, static upstreams that are
-// IP literals when no TLSA base domain is configured for them: they have
-// no name to look up. The reverse_proxy handler that loads this transport
-// is the module provisioned just before it.
-func (t *Transport) checkStaticUpstreams(ctx caddy.Context) error {
-	if t.DANE.Name != "" || t.TLS.ServerName != "" {
-		if t.DANE.Name != "" && !strings.Contains(t.DANE.Name, "{") {
-			if err := dane.ValidateName(t.DANE.Name); err != nil {
-				return fmt.Errorf("dane: name: %v", err)
-			}
-		}
-		return nil
-	}
-	mods := ctx.Modules()
-	for i := len(mods) - 1; i >= 0; i-- {
-		h, ok := mods[i].(*reverseproxy.Handler)
-		if !ok {
-			continue
-		}
-		for _, u := range h.Upstreams {
-			if strings.Contains(u.Dial, "{") {
-				continue // resolved per request; checked when dialing
-			}
-			addr, err := caddy.ParseNetworkAddress(u.Dial)
-			if err != nil {
-				continue // the handler reports malformed addresses itself
-			}
-			if net.ParseIP(strings.Trim(addr.Host, "[]")) != nil {
-				return fmt.Errorf("dane: upstream %s is an IP address, so it has no name to look up TLSA records for; set `dane { name <host> }` or `tls_server_name <host>`", u.Dial)
-			}
-		}
-		break
-	}
-	return nil
+// dialBinding is what one upstream connection is for: the target of the
+// request that made the transport dial, and the pool key (a URL host
+// derived from the target's identity) that keeps the connection to
+// requests of that identity. http.Transport pools connections by URL host;
+// giving every identity a host of its own is what stops a connection
+// verified for one TLSA base domain from carrying a request for another.
+type dialBinding struct {
+	target dane.Target
+	di     reverseproxy.DialInfo
+	host   string // the URL host the request is sent to: "<key>.dane.invalid"
+	h1Only bool   // Caddy wants HTTP/1.1 for this request (websockets)
 }
 
-// tlsaName returns the TLSA base domain and SNI for an upstream host.
-func (t *Transport) tlsaName(ctx context.Context, host string) (base, sni string, err error) {
+type bindingKey struct{}
+
+// poolDomain is the suffix of the per-identity URL hosts; .invalid is
+// reserved (RFC 6761 §6.4), so it never names a real host. Nothing
+// resolves it: the dialer uses the upstream's dial info.
+const poolDomain = ".dane.invalid"
+
+// bind returns req sent to the pool of its identity, with the target the
+// dialer must authenticate in its context. Refusals here (no name for an
+// IP upstream, a host name from an unauthenticated source) are logged and
+// returned as dial errors.
+func (t *Transport) bind(req *http.Request) (*http.Request, error) {
+	start := time.Now()
+	ctx := req.Context()
+	di, ok := reverseproxy.GetDialInfo(ctx)
+	if !ok {
+		return nil, t.refuse(req.URL.Host, dane.NoName(errors.New("no upstream dial info in request context")), start)
+	}
+	target := t.targetOf(ctx, di)
+	id, err := target.Identity()
+	if err != nil {
+		return nil, t.refuse(di.String(), err, start)
+	}
+	b := &dialBinding{target: target, di: di, h1Only: caddyhttp.GetVar(ctx, "reverse_proxy.tls_h1_only") == true}
+	// The key covers the identity, the dial address and the URL host Caddy
+	// chose (with PROXY protocol it carries the client's address, which
+	// must keep its own pool too).
+	b.host = poolHost(id, di, req.URL.Host, b.h1Only)
+	out := req.WithContext(context.WithValue(ctx, bindingKey{}, b))
+	u := *req.URL
+	u.Host = b.host
+	out.URL = &u
+	if out.Host == "" {
+		out.Host = req.URL.Host // the Host header must not become the pool key
+	}
+	return out, nil
+}
+
+// poolHost is the URL host of the pool of one identity: a hash of the
+// identity, the dial address and the URL host Caddy chose, so that
+// connections are shared exactly when all of them are equal.
+func poolHost(id dane.Identity, di reverseproxy.DialInfo, urlHost string, h1Only bool) string {
+	h := sha256.New()
+	for _, f := range []string{id.Key(), di.Network, di.Address, urlHost, strconv.FormatBool(h1Only)} {
+		h.Write([]byte(strconv.Itoa(len(f)) + ":" + f))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]) + poolDomain
+}
+
+// targetOf is the DANE target of an upstream: an endpoint of a validated
+// SRV RRset (dynamic dane_srv), or the upstream's host with the configured
+// name and SNI, placeholders expanded.
+func (t *Transport) targetOf(ctx context.Context, di reverseproxy.DialInfo) dane.Target {
 	repl, _ := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	expand := func(s string) string {
 		if repl == nil || !strings.Contains(s, "{") {
@@ -311,131 +287,114 @@ func (t *Transport) tlsaName(ctx context.Context, host string) (base, sni string
 		}
 		return repl.ReplaceAll(s, "")
 	}
-	sni = expand(t.TLS.ServerName)
-	base = host
-	if net.ParseIP(strings.Trim(host, "[]")) != nil {
-		switch {
-		case t.staticName != "":
-			base = t.staticName
-		case t.DANE.Name != "":
-			base = expand(t.DANE.Name)
-		case sni != "":
-			base = sni
-		default:
-			return "", "", fmt.Errorf("upstream %s is an IP address and neither `dane { name }` nor tls_server_name is set", host)
+	sni := expand(t.TLS.ServerName)
+	if target, ok := srvTarget(ctx, di.Upstream); ok {
+		if sni != "" {
+			target.SNI = sni
 		}
-	}
-	base = strings.TrimSuffix(base, ".")
-	if sni == "" {
-		sni = base
-	}
-	return base, sni, nil
-}
-
-// dialTLS is the only way this transport makes TLS connections:
-// name → TLSA lookup (DNSSEC) → TCP dial → handshake → match → allow/refuse.
-// Any refusal is returned as a reverseproxy.DialError, because nothing has
-// been sent upstream: the load balancer may then retry another upstream for
-// any method, and passive health checks count the failure.
-func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	start := time.Now()
-	// The upstream's real host and port: addr may have been rewritten
-	// (PROXY protocol puts client info into the request's host).
-	di, ok := reverseproxy.GetDialInfo(ctx)
-	if !ok {
-		return nil, t.refuse(addr, &dane.Refusal{Reason: dane.ReasonNoName,
-			Err: errors.New("no upstream dial info in request context")}, start)
-	}
-	if !strings.HasPrefix(di.Network, "tcp") {
-		return nil, t.refuse(di.String(), &dane.Refusal{Reason: dane.ReasonNoName,
-			Err: fmt.Errorf("network %q has no TLSA owner name (TCP only)", di.Network)}, start)
+		return target
 	}
 	port, err := strconv.Atoi(di.Port)
 	if err != nil {
-		return nil, t.refuse(di.String(), &dane.Refusal{Reason: dane.ReasonNoName,
-			Err: fmt.Errorf("upstream port %q: %v", di.Port, err)}, start)
+		port = 0 // refused by Identity as an invalid port
 	}
-	base, sni, err := t.tlsaName(ctx, di.Host)
-	if err != nil {
-		return nil, t.refuse(di.String(), &dane.Refusal{Reason: dane.ReasonNoName, Err: err}, start)
+	return dane.Target{
+		Network:         di.Network,
+		Host:            di.Host,
+		Port:            port,
+		Name:            expand(t.DANE.Name),
+		SNI:             sni,
+		Unauthenticated: t.upstreams.unauthenticated(di.Upstream),
 	}
+}
 
-	lookupCtx, cancel := context.WithTimeout(ctx, time.Duration(t.DANE.Timeout))
-	lookupStart := time.Now()
-	set, err := t.auth.Lookup(lookupCtx, base, port)
-	cancel()
-	observeLookup(set, err, time.Since(lookupStart))
-	if err != nil {
-		return nil, t.refuse(di.String(), err, start)
+// dialTLS is the only way this transport makes TLS connections, for the
+// target bound to the request (bind): dane.Authenticator.Authenticate
+// decides the TLSA base domain, looks it up, and verifies the handshake
+// made here. Any refusal is returned as a reverseproxy.DialError, because
+// nothing has been sent upstream: the load balancer may then retry another
+// upstream for any method, and passive health checks count the failure.
+func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	start := time.Now()
+	b, ok := ctx.Value(bindingKey{}).(*dialBinding)
+	if !ok {
+		return nil, t.refuse(addr, dane.NoName(errors.New("no upstream dial info in request context: the dial did not come through this transport's RoundTrip")), start)
 	}
-
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != b.host {
+		// http.Transport dials for the pool of the URL host; a dial for
+		// any other pool than the bound one would verify the wrong
+		// identity for it.
+		return nil, t.refuse(b.di.String(), dane.NoName(fmt.Errorf("dial for %s does not belong to the pool %s of the request's identity", addr, b.host)), start)
+	}
+	var conn *tls.Conn
+	v, err := t.auth.Authenticate(ctx, b.target, t.handshaker(b, &conn))
+	if err != nil {
+		if conn != nil {
+			_ = conn.Close()
+		}
+		var ce *dane.ConnectError
+		if errors.As(err, &ce) {
+			return nil, ce.Err // already a DialError from Caddy's dialer
+		}
+		return nil, t.refuse(b.di.String(), err, start)
+	}
+	set := v.Set
 	if set.PKIX {
-		t.logger.Info("dane: no TLSA for upstream, authenticating with PKIX (on_no_tlsa pkix)",
-			zap.String("upstream", di.String()), zap.String("tlsa_owner", set.Owner),
+		t.logger.Info("dane: no DANE for upstream, authenticated with PKIX (on_no_tlsa pkix)",
+			zap.String("upstream", b.di.String()), zap.String("tlsa_owner", set.Owner), zap.Strings("names", v.Identity.Names),
 			zap.String("dnssec", set.Result.Status.String()), zap.String("rcode", dns.RcodeToString[set.Result.Rcode]))
 	}
-
-	// The connection is trusted as long as the TLSA result it is verified
-	// against: its lifetime is capped there (keepalive.go).
-	expires := set.Expires
-	conn, err := t.Transport.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err // already a DialError from Caddy's dialer
-	}
-	conn = t.keepAlive.capConn(conn, expires)
-
-	names := []string{base}
-	if di.Host != base && net.ParseIP(strings.Trim(di.Host, "[]")) == nil {
-		names = append(names, di.Host)
-	}
-	cfg := t.tlsBase.Clone()
-	cfg.ServerName = sni
-	// Go's PKIX verification is replaced by ours; VerifyConnection runs on
-	// full handshakes and on resumptions alike.
-	cfg.InsecureSkipVerify = true
-	var verdict error
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		m, err := t.auth.Verify(set, cs.PeerCertificates, names)
-		if err != nil {
-			verdict = err
-			return err
-		}
-		if ce := t.logger.Check(zap.DebugLevel, "dane verified upstream"); ce != nil {
-			ce.Write(zap.String("upstream", di.String()), zap.String("tlsa_owner", set.Owner),
-				zap.String("dnssec", set.Result.Status.String()), zap.String("record", m.Record.String()),
-				zap.Int("depth", m.Depth), zap.Bool("cached", set.Result.Cached))
-		}
-		return nil
-	}
-	if caddyhttp.GetVar(ctx, "reverse_proxy.tls_h1_only") == true {
-		cfg.NextProtos = nil // as net/http does for requests that need HTTP/1.1
-	}
-
-	tlsConn := tls.Client(conn, cfg)
-	hctx, hcancel := context.WithTimeout(ctx, t.handshake)
-	handshakeStart := time.Now()
-	err = tlsConn.HandshakeContext(hctx)
-	hcancel()
-	observeHandshake(time.Since(handshakeStart))
-	if err != nil {
-		_ = tlsConn.Close()
-		if verdict == nil {
-			verdict = &dane.Refusal{Reason: dane.ReasonHandshake, Owner: set.Owner,
-				Status: set.Result.Status, Records: set.Records, Err: err}
-		}
-		return nil, t.refuse(di.String(), verdict, start)
+	if ce := t.logger.Check(zap.DebugLevel, "dane verified upstream"); ce != nil {
+		ce.Write(zap.String("upstream", b.di.String()), zap.String("tlsa_owner", set.Owner),
+			zap.String("sni", v.Identity.SNI), zap.String("dnssec", set.Result.Status.String()),
+			zap.String("record", v.Match.Record.String()), zap.Int("depth", v.Match.Depth), zap.Bool("cached", set.Result.Cached))
 	}
 	countVerified()
-	return tlsConn, nil
+	return conn, nil
+}
+
+// handshaker dials the bound upstream and runs the TLS handshake whose
+// VerifyConnection is the authenticator's Verify. crypto/tls calls it on
+// full handshakes and resumptions alike; there is no session cache, so
+// every connection is a full handshake.
+func (t *Transport) handshaker(b *dialBinding, out **tls.Conn) dane.Handshake {
+	return func(ctx context.Context, p dane.Peer) error {
+		raw, err := t.Transport.DialContext(ctx, b.di.Network, b.di.Address)
+		if err != nil {
+			return &dane.ConnectError{Err: err}
+		}
+		// The connection is trusted as long as the TLSA result it is
+		// verified against: its lifetime is capped there (keepalive.go).
+		raw = t.keepAlive.capConn(raw, p.Expires)
+		cfg := t.tlsBase.Clone()
+		cfg.ServerName = p.Identity.SNI
+		// Go's PKIX verification is replaced by ours.
+		cfg.InsecureSkipVerify = true
+		cfg.ClientSessionCache = nil
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return p.Verify(cs.PeerCertificates) }
+		if b.h1Only {
+			cfg.NextProtos = nil // as net/http does for requests that need HTTP/1.1
+		}
+		tc := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, t.handshake)
+		defer cancel()
+		started := time.Now()
+		err = tc.HandshakeContext(hctx)
+		observeHandshake(time.Since(started))
+		if err != nil {
+			_ = tc.Close()
+			return err
+		}
+		*out = tc
+		return nil
+	}
 }
 
 // refuse logs a refusal once, with everything an operator needs, and wraps
-// it as a dial error.
+// it as a dial error. err comes from dane (Target.Identity, Authenticate),
+// which returns only *dane.Refusal for a refusal.
 func (t *Transport) refuse(upstream string, err error, start time.Time) error {
-	var r *dane.Refusal
-	if !errors.As(err, &r) {
-		r = &dane.Refusal{Reason: dane.ReasonDNSError, Err: err}
-	}
+	r := dane.RefusalOf(err)
 	records := make([]string, 0, len(r.Records))
 	for _, rec := range r.Records {
 		records = append(records, rec.String())

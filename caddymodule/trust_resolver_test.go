@@ -119,16 +119,18 @@ func TestTrustResolverEndToEnd(t *testing.T) {
 	trusting := func() *Options {
 		return &Options{Resolvers: []string{front.addr}, DNSSEC: dnssecTrustResolver, TrustAnchorFile: anchors, Timeout: caddy.Duration(2 * time.Second)}
 	}
-	// refusal looks the host up again through the transport's
+	// refusal authenticates the host again through the transport's
 	// authenticator (warm: the dial just did the same lookup) for the
-	// typed refusal; the reverse proxy's DialError does not unwrap.
+	// typed refusal; the reverse proxy's DialError does not unwrap. The
+	// handshake is never reached when the lookup refuses.
 	refusal := func(t *testing.T, host string, opts *Options, err error) *dane.Refusal {
 		t.Helper()
 		if err == nil || !strings.Contains(err.Error(), "dane: refused") {
 			t.Fatalf("want a DANE refusal, got %v", err)
 		}
 		tr := provisioned(t, &Transport{DANE: opts})
-		_, lerr := tr.auth.Lookup(context.Background(), host, up.port)
+		_, lerr := tr.auth.Authenticate(context.Background(), dane.Target{Host: host, Port: up.port},
+			func(context.Context, dane.Peer) error { return errors.New("handshake not expected") })
 		var r *dane.Refusal
 		if !errors.As(lerr, &r) {
 			t.Fatalf("lookup: want a refusal, got %v", lerr)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ type Authenticator struct {
 	Now func() time.Time
 
 	// Refresh, when set, validates the TLSA RRset at owner afresh,
-	// bypassing every cache. Lookup calls it in the background when a
+	// bypassing every cache. The lookup calls it in the background when a
 	// cached set has less than a tenth of its lifetime left (prefetch, as
 	// Unbound's prefetch: yes), so that a busy upstream never waits on DNS.
 	// nil disables prefetch: a set is then looked up again once expired.
@@ -47,14 +48,25 @@ type Authenticator struct {
 	// its zone provably Insecure; "" is NoTLSARefuse.
 	OnNoTLSA NoTLSAPolicy
 
-	// FollowCNAME makes Lookup find the TLSA base domain as RFC 7671 §7
-	// and RFC 7672 §2.2.2 say: when the host is a CNAME chain whose every
-	// hop is DNSSEC-secure, TLSA records are looked up at the final target
-	// first, then at the original name, and both names are accepted in
-	// the certificate. An insecure hop leaves only the original name.
+	// LookupTimeout bounds the TLSA lookup and validation of one
+	// Authenticate (all queries and retries); 0 means only ctx bounds it.
+	LookupTimeout time.Duration
+
+	// Observe, when set, is told about every TLSA lookup Authenticate
+	// makes: the set or the refusal, and how long it took (metrics).
+	Observe func(set *TLSASet, err error, elapsed time.Duration)
+
+	// FollowCNAME makes the lookup find the TLSA base domain as RFC 7671
+	// §7 and RFC 7672 §2.2.2 say: when the host is a CNAME chain whose
+	// every hop is DNSSEC-secure, TLSA records are looked up at the final
+	// target first, then at the original name, and both names are accepted
+	// in the certificate. An insecure hop leaves only the original name;
+	// a chain that cannot be validated (bogus, indeterminate, timed out)
+	// is refused, because it leaves the base domain undecided.
 	FollowCNAME bool
 
 	sets setCache // parsed Secure sets by host and port
+	srvs srvCache // SRV resolutions by owner and address families
 }
 
 // TLSASet is a TLSA RRset that DNSSEC proved Secure, ready for matching.
@@ -76,6 +88,10 @@ type TLSASet struct {
 	// lookup time + Result.TTL (TTLs, original TTL, RRSIG expiry). It is
 	// absolute because a cached set is handed out for the rest of its life.
 	Expires time.Time
+
+	// viaCNAME: Base is the target of the caller's secure CNAME chain
+	// (RFC 7671 §7), so it is accepted besides the caller's names.
+	viaCNAME bool
 }
 
 // Owner returns the TLSA owner name for a TCP service (RFC 6698 §3,
@@ -99,19 +115,20 @@ func ValidateName(host string) error {
 	return nil
 }
 
-// Lookup finds the DNSSEC-secure TLSA RRset for host:port. Any outcome other
-// than a Secure, non-empty RRset is returned as a *Refusal.
+// lookup finds the DNSSEC-secure TLSA RRset for host:port. Any outcome
+// other than a Secure, non-empty RRset is returned as a *Refusal, unless
+// OnNoTLSA lets PKIX stand in for a proven absence of DANE.
 //
 // Secure sets are kept, parsed, for as long as the validator may use the
 // RRset (min of TTLs and signature expiry): a warm lookup does no DNS, no
 // validation and no decoding. The returned set is shared between callers
 // and must not be modified; on a cache hit its Result is the one that
 // filled the cache, marked Cached.
-func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLSASet, error) {
+func (a *Authenticator) lookup(ctx context.Context, host string, port int) (*TLSASet, error) {
 	now := a.now()
 	if e := a.sets.get(host, port, now); e != nil {
 		if a.Refresh != nil && !now.Before(e.prefetchAt) && e.refreshing.CompareAndSwap(false, true) {
-			go a.prefetch(host, port)
+			go a.prefetch(host, port, e.set)
 		}
 		return e.set, nil
 	}
@@ -124,17 +141,26 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 	owner := Owner(host, port)
 	var alt string
 	if a.FollowCNAME {
-		if target := a.cnameTarget(ctx, host); target != "" && target != dns.CanonicalName(host) {
+		target, err := a.cnameTarget(ctx, host, port)
+		if err != nil {
+			return nil, err
+		}
+		if target != "" && target != dns.CanonicalName(host) {
 			towner := Owner(target, port)
 			res := a.Prover.Lookup(ctx, towner, dns.TypeTLSA)
 			set, err := a.newTLSASet(target, towner, res, now)
 			if err == nil && !set.PKIX {
-				set.Names = []string{dns.CanonicalName(host)}
+				set.Names, set.viaCNAME = []string{dns.CanonicalName(host)}, true
 				a.sets.put(host, port, set, now)
 				return set, nil
 			}
-			if res.Status == dnssec.Bogus {
-				return nil, err // a bogus target is an attack, not an absence
+			// RFC 7671 §7: the original name is the fallback only when
+			// DNSSEC proves the target has no DANE. A bogus, indeterminate
+			// or timed-out lookup there is no proof of anything: falling
+			// back would let a dropped query decide (and, under
+			// on_no_tlsa pkix, downgrade to PKIX).
+			if !provablyNoDANE(res) {
+				return nil, err
 			}
 			alt = target
 		}
@@ -149,17 +175,23 @@ func (a *Authenticator) Lookup(ctx context.Context, host string, port int) (*TLS
 	return set, err
 }
 
-// prefetch replaces the cached set for host:port with a freshly validated
-// one. If the refresh fails, the cached set stays until it expires; the
-// next ordinary lookup then decides, and says why.
-func (a *Authenticator) prefetch(host string, port int) {
+// prefetch renews the cached set of host:port by validating afresh the
+// TLSA RRset it was made from (set.Owner: the CNAME target's owner when
+// the chain moved the base domain), never another one. Only a set of the
+// same kind replaces it: a DANE set by a DANE set, a PKIX stand-in by a
+// PKIX stand-in. Anything else (a refusal, or DANE appearing or vanishing)
+// leaves the cached set to expire, so that the next ordinary lookup
+// decides again from the start, CNAME chain included, and says why.
+func (a *Authenticator) prefetch(host string, port int, cached *TLSASet) {
 	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 	defer cancel()
 	now := a.now()
-	owner := Owner(host, port)
-	if set, err := a.newTLSASet(host, owner, a.Refresh(ctx, owner), now); err == nil {
-		a.sets.put(host, port, set, now)
+	set, err := a.newTLSASet(strings.TrimSuffix(cached.Base, "."), cached.Owner, a.Refresh(ctx, cached.Owner), now)
+	if err != nil || set.PKIX != cached.PKIX {
+		return
 	}
+	set.Names, set.viaCNAME = cached.Names, cached.viaCNAME
+	a.sets.put(host, port, set, now)
 }
 
 // newTLSASet turns the validator's result into a set, or a *Refusal for
@@ -191,6 +223,12 @@ func newTLSASet(host, owner string, res *dnssec.Result, now time.Time) (*TLSASet
 	return set, nil
 }
 
+// refuse is the refusal of a connection verified against set.
+func (set *TLSASet) refuse(reason Reason, err error) *Refusal {
+	return &Refusal{Reason: reason, Owner: set.Owner, Status: set.Result.Status, Result: set.Result,
+		EDE: set.Result.EDE, Records: set.Records, Err: err}
+}
+
 func (a *Authenticator) now() time.Time {
 	if a.Now != nil {
 		return a.Now()
@@ -198,17 +236,15 @@ func (a *Authenticator) now() time.Time {
 	return time.Now()
 }
 
-// Verify matches a presented chain (leaf first) against set. names are the
-// reference identifiers: the TLSA base domain and the name the upstream was
-// configured with (RFC 7671 §5.2.2, §7).
-func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
-	if len(set.Names) > 0 {
-		names = append(append([]string(nil), names...), set.Names...)
-	}
+// verify matches a presented chain (leaf first) against set. names are the
+// reference identifiers of the Identity; a set found through a secure
+// CNAME chain adds the chain's other end (RFC 7671 §5.2.2, §7).
+func (a *Authenticator) verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
+	names = set.referenceNames(names)
 	if set.PKIX {
 		m, err := verifyPKIX(chain, a.Roots, names, a.now())
 		if err != nil {
-			return nil, &Refusal{Reason: ReasonPKIX, Owner: set.Owner, Status: set.Result.Status, Result: set.Result, Err: err}
+			return nil, set.refuse(ReasonPKIX, err)
 		}
 		return m, nil
 	}
@@ -221,10 +257,29 @@ func (a *Authenticator) Verify(set *TLSASet, chain []*x509.Certificate, names []
 		CheckEENames: a.CheckEENames,
 	})
 	if err != nil {
-		return nil, &Refusal{Reason: reasonForMatch(err), Owner: set.Owner, Status: set.Result.Status, Result: set.Result,
-			Records: set.Records, Err: err}
+		return nil, set.refuse(reasonForMatch(err), err)
 	}
 	return m, nil
+}
+
+// referenceNames returns names plus the names the set adds, without
+// duplicates; without a CNAME chain, names itself, so the per-connection
+// path does not allocate.
+func (set *TLSASet) referenceNames(names []string) []string {
+	addBase := set.viaCNAME && !slices.Contains(names, set.Base)
+	if !addBase && len(set.Names) == 0 {
+		return names
+	}
+	out := append(make([]string, 0, len(names)+len(set.Names)+1), names...)
+	if addBase {
+		out = append(out, set.Base)
+	}
+	for _, n := range set.Names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // FromRR converts a miekg/dns TLSA record to a tlsa.Record. Data that is

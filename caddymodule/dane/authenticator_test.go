@@ -120,9 +120,9 @@ func TestLookupAndVerify(t *testing.T) {
 		{"bad port", "svc.example.test", 0, nil, ReasonNoName},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			set, err := f.auth.Lookup(context.Background(), tc.host, tc.port)
+			set, err := f.auth.lookup(context.Background(), tc.host, tc.port)
 			if err == nil {
-				_, err = f.auth.Verify(set, tc.chain, []string{set.Base})
+				_, err = f.auth.verify(set, tc.chain, []string{set.Base})
 			}
 			if tc.reason == "" {
 				if err != nil {
@@ -157,7 +157,7 @@ func TestLookupRefusals(t *testing.T) {
 				}
 			}
 		}
-		_, err := f.auth.Lookup(context.Background(), "svc.example.test", 443)
+		_, err := f.auth.lookup(context.Background(), "svc.example.test", 443)
 		var r *Refusal
 		if !errors.As(err, &r) || r.Reason != ReasonBogus || r.Status != dnssec.Bogus || r.EDE == 0 {
 			t.Fatalf("got %+v (%v), want bogus with an EDE code", r, err)
@@ -174,7 +174,7 @@ func TestLookupRefusals(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := f.auth.Lookup(ctx, "svc.example.test", 443)
+		_, err := f.auth.lookup(ctx, "svc.example.test", 443)
 		elapsed := time.Since(start)
 		var r *Refusal
 		if !errors.As(err, &r) || r.Reason != ReasonDNSTimeout {
@@ -192,7 +192,7 @@ func TestLookupRefusals(t *testing.T) {
 			return m, nil
 		})
 		f := newFixture(t, servfail, records...)
-		_, err := f.auth.Lookup(context.Background(), "svc.example.test", 443)
+		_, err := f.auth.lookup(context.Background(), "svc.example.test", 443)
 		var r *Refusal
 		if !errors.As(err, &r) || r.Status == dnssec.Secure {
 			t.Fatalf("got %v, want a refusal", err)

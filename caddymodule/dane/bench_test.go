@@ -102,11 +102,11 @@ var benchNames = []string{benchHost + "."}
 // warmVerify is what dialTLS does per connection once the cache is warm,
 // minus crypto/tls itself: look the TLSA RRset up, match the chain.
 func warmVerify(a *Authenticator, chain []*x509.Certificate) error {
-	set, err := a.Lookup(context.Background(), benchHost, 443)
+	set, err := a.lookup(context.Background(), benchHost, 443)
 	if err != nil {
 		return err
 	}
-	_, err = a.Verify(set, chain, benchNames)
+	_, err = a.verify(set, chain, benchNames)
 	return err
 }
 
@@ -129,12 +129,12 @@ func BenchmarkWarmVerification(b *testing.B) {
 func BenchmarkLookupWarm(b *testing.B) {
 	a, _, _ := benchSetup(b, 0)
 	ctx := context.Background()
-	if _, err := a.Lookup(ctx, benchHost, 443); err != nil {
+	if _, err := a.lookup(ctx, benchHost, 443); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.Lookup(ctx, benchHost, 443); err != nil {
+		if _, err := a.lookup(ctx, benchHost, 443); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -144,13 +144,13 @@ func BenchmarkLookupWarm(b *testing.B) {
 // against a 3 1 1 record.
 func BenchmarkVerifyDANEEE311(b *testing.B) {
 	a, _, chain := benchSetup(b, 0)
-	set, err := a.Lookup(context.Background(), benchHost, 443)
+	set, err := a.lookup(context.Background(), benchHost, 443)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.Verify(set, chain, benchNames); err != nil {
+		if _, err := a.verify(set, chain, benchNames); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -169,7 +169,7 @@ func BenchmarkLookupCold(b *testing.B) {
 			b.Fatal(err)
 		}
 		a := &Authenticator{Prover: v, Now: clock} // an empty set cache too
-		if _, err := a.Lookup(context.Background(), benchHost, 443); err != nil {
+		if _, err := a.lookup(context.Background(), benchHost, 443); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -208,9 +208,9 @@ func TestConcurrentFirstLookups(t *testing.T) {
 			<-start
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			set, err := a.Lookup(ctx, benchHost, 443)
+			set, err := a.lookup(ctx, benchHost, 443)
 			if err == nil {
-				_, err = a.Verify(set, chain, benchNames)
+				_, err = a.verify(set, chain, benchNames)
 			}
 			errs <- err
 		}()
@@ -267,7 +267,7 @@ func TestCachedSetPrefetchAndExpiry(t *testing.T) {
 	}
 	lookup := func() *TLSASet {
 		t.Helper()
-		set, err := a.Lookup(context.Background(), benchHost, 443)
+		set, err := a.lookup(context.Background(), benchHost, 443)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,11 +310,11 @@ func TestCachedSetPrefetchAndExpiry(t *testing.T) {
 func TestKeysSharedAcrossOwners(t *testing.T) {
 	a, ex, chain := benchSetup(t, 0)
 	for _, port := range []int{443, 8443} {
-		set, err := a.Lookup(context.Background(), benchHost, port)
+		set, err := a.lookup(context.Background(), benchHost, port)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Verify(set, chain, benchNames); err != nil {
+		if _, err := a.verify(set, chain, benchNames); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -86,18 +86,30 @@ func trimDot(s string) string {
 
 // cnameTarget returns the final target of host's CNAME chain when every
 // hop is DNSSEC-secure (RFC 7671 §7, RFC 7672 §2.2.2), or "" when host is
-// no CNAME or a hop is not secure (then only the original name is used).
-func (a *Authenticator) cnameTarget(ctx context.Context, host string) string {
+// no CNAME or a hop is provably Insecure (then only the original name is
+// used). A chain whose hops are all secure names its target even when the
+// target's own zone is insecure: the TLSA lookup there then proves the
+// absence, and the original name is the fallback.
+//
+// Every other outcome is a *Refusal: a chain that stopped at a bogus or
+// indeterminate hop (a forged answer, a dropped query) says nothing about
+// where it leads, so neither an intermediate name nor the original one may
+// be taken as the TLSA base domain from it.
+func (a *Authenticator) cnameTarget(ctx context.Context, host string, port int) (string, error) {
 	res := a.Prover.Lookup(ctx, dns.CanonicalName(host), dns.TypeA)
-	if len(res.CNAME) == 0 {
-		return ""
+	if res.Status != dnssec.Secure && res.Status != dnssec.Insecure {
+		return "", &Refusal{Reason: reasonForLookup(res), Owner: Owner(host, port), Status: res.Status, EDE: res.EDE, Result: res,
+			Err: fmt.Errorf("follow_cname: the address lookup of %s, which decides the TLSA base domain, is %s: %w", dns.CanonicalName(host), res.Status, res.Err)}
 	}
-	// An unfollowed CNAME left in the final RRset means a hop that did
-	// not validate: the chain is not secure.
+	if len(res.CNAME) == 0 {
+		return "", nil
+	}
+	// An unfollowed CNAME left in the final RRset is a hop that is not
+	// secure: the chain does not authenticate where it leads.
 	for _, rr := range res.RRset {
 		if rr.Header().Rrtype == dns.TypeCNAME {
-			return ""
+			return "", nil
 		}
 	}
-	return dns.CanonicalName(res.CNAME[len(res.CNAME)-1].Target)
+	return dns.CanonicalName(res.CNAME[len(res.CNAME)-1].Target), nil
 }

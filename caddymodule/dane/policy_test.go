@@ -87,17 +87,17 @@ func TestOnNoTLSA(t *testing.T) {
 				}
 				a.Prover = v
 			}
-			set, err := a.Lookup(context.Background(), tc.host, 443)
+			set, err := a.lookup(context.Background(), tc.host, 443)
 			if tc.pkix {
 				if err != nil || !set.PKIX {
 					t.Fatalf("want a PKIX set, got %+v %v", set, err)
 				}
 				if tc.host == "svc.example.test" {
-					if _, err := a.Verify(set, []*x509.Certificate{cert}, []string{tc.host}); err != nil {
+					if _, err := a.verify(set, []*x509.Certificate{cert}, []string{tc.host}); err != nil {
 						t.Errorf("PKIX verify: %v", err)
 					}
 					var r *Refusal
-					if _, err := a.Verify(set, []*x509.Certificate{cert}, []string{"other.example.test"}); !errors.As(err, &r) || r.Reason != ReasonPKIX {
+					if _, err := a.verify(set, []*x509.Certificate{cert}, []string{"other.example.test"}); !errors.As(err, &r) || r.Reason != ReasonPKIX {
 						t.Errorf("PKIX verify for the wrong name: %v", err)
 					}
 				}
@@ -132,7 +132,7 @@ func TestFollowCNAME(t *testing.T) {
 		{"direct.example.test", "_443._tcp.direct.example.test.", "notls.example.test."}, // no TLSA at the target: original name
 		{"toplain.example.test", "_443._tcp.toplain.example.test.", "www.plain.test."},   // target insecure: original name
 	} {
-		set, err := a.Lookup(context.Background(), tc.host, 443)
+		set, err := a.lookup(context.Background(), tc.host, 443)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.host, err)
 		}
@@ -142,7 +142,7 @@ func TestFollowCNAME(t *testing.T) {
 	}
 	a.FollowCNAME = false
 	a.sets = setCache{}
-	if _, err := a.Lookup(context.Background(), "alias.example.test", 443); err == nil {
+	if _, err := a.lookup(context.Background(), "alias.example.test", 443); err == nil {
 		t.Error("without follow_cname the alias has no TLSA and must be refused")
 	}
 }

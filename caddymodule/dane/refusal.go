@@ -25,6 +25,7 @@ const (
 	ReasonInsecure      Reason = "insecure"             // the TLSA RRset is provably unsigned
 	ReasonIndeterminate Reason = "indeterminate"        // security status could not be established
 	ReasonNoTLSA        Reason = "no tlsa"              // the owner has no TLSA RRset (NXDOMAIN/NODATA)
+	ReasonNoSRV         Reason = "no srv"               // the SRV owner has no usable SRV records (RFC 2782, RFC 7673 §3.1)
 	ReasonUnusable      Reason = "all records unusable" // RFC 7671 §4.1: treat as if no TLSA
 	ReasonMismatch      Reason = "tlsa mismatch"        // no usable record matched the presented chain
 	ReasonName          Reason = "name mismatch"        // a record matched but the certificate names do not
@@ -71,6 +72,23 @@ func (r *Refusal) Error() string {
 }
 
 func (r *Refusal) Unwrap() error { return r.Err }
+
+// NoName is the refusal of an upstream that has no TLSA base domain a
+// DANE check could start from; err says why (no dial information, an IP
+// address without a configured name, an unauthenticated host name).
+func NoName(err error) *Refusal { return &Refusal{Reason: ReasonNoName, Err: err} }
+
+// RefusalOf returns the *Refusal in err. Every error of Authenticate and
+// Target.Identity but a *ConnectError is one; anything else reaching a
+// caller that expected a verdict is refused as a failed handshake rather
+// than dropped.
+func RefusalOf(err error) *Refusal {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r
+	}
+	return &Refusal{Reason: ReasonHandshake, Err: err}
+}
 
 // reasonForLookup maps a failed DNSSEC lookup to a Reason. Operational
 // failures (timeouts) come first: they say nothing about the data. A denial

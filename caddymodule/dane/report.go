@@ -3,7 +3,6 @@ package dane
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -105,52 +104,62 @@ type MatchReport struct {
 
 // CheckInput is what Check needs besides the Authenticator.
 type CheckInput struct {
-	Host  string   // TLSA base domain
-	Port  int      // TCP port
-	Names []string // reference identifiers; nil means Host
-	// LookupTimeout bounds the TLSA lookup, as the transport's `timeout`.
-	LookupTimeout time.Duration
-	// Fetch connects to the server and returns the chain it presents,
-	// leaf first, without verifying it.
-	Fetch func(context.Context) ([]*x509.Certificate, error)
+	Target Target // the server, as the transport would be given it
+	// Fetch connects to the server, sending sni, and returns the chain it
+	// presents, leaf first, without verifying it.
+	Fetch func(ctx context.Context, sni string) ([]*x509.Certificate, error)
 }
 
-// Check authenticates a server exactly as the transport does (Lookup,
-// then Verify of the presented chain) and reports every step. The chain is
-// fetched even when the lookup refuses, so the report can say what the
-// server presents and which record would match it.
+// Check authenticates a server exactly as the transport does
+// (Authenticate) and reports every step. When the lookup refuses, the
+// chain is still fetched, only for the report: it shows what the server
+// presents and the record that would match it; the verdict is
+// Authenticate's.
 func (a *Authenticator) Check(ctx context.Context, in CheckInput) *Report {
-	r := &Report{Host: dns.CanonicalName(in.Host), Port: in.Port, Records: []RecordReport{}, Chain: []CertReport{}}
-	if in.Port > 0 {
-		r.Owner = Owner(in.Host, in.Port)
+	r := &Report{Port: in.Target.Port, Records: []RecordReport{}, Chain: []CertReport{}}
+	var chain []*x509.Certificate
+	fetched := false
+	fetch := func(ctx context.Context, sni string) ([]*x509.Certificate, error) {
+		fetched = true
+		if in.Fetch == nil {
+			return nil, errors.New("no way to reach the server")
+		}
+		var err error
+		chain, err = in.Fetch(ctx, sni)
+		return chain, err
 	}
-	names := in.Names
-	if names == nil {
-		names = []string{strings.TrimSuffix(in.Host, ".")}
-	}
-	lctx, cancel := ctx, context.CancelFunc(func() {})
-	if in.LookupTimeout > 0 {
-		lctx, cancel = context.WithTimeout(ctx, in.LookupTimeout)
-	}
-	set, lookupErr := a.Lookup(lctx, in.Host, in.Port)
-	cancel()
+	v, err := a.Authenticate(ctx, in.Target, func(ctx context.Context, p Peer) error {
+		r.Host, r.Owner = p.Identity.Base, Owner(p.Identity.Base, p.Identity.Port)
+		c, err := fetch(ctx, p.Identity.SNI)
+		if err != nil {
+			return err
+		}
+		return p.Verify(c)
+	})
 
+	var set *TLSASet
+	var ref *Refusal
+	switch {
+	case v != nil:
+		set = v.Set
+	case errors.As(err, &ref):
+		if id, idErr := in.Target.Identity(); idErr == nil {
+			r.Host, r.Owner = id.Base, Owner(id.Base, id.Port)
+			if !fetched && in.Fetch != nil {
+				_, _ = fetch(ctx, id.SNI) // for the report only: the verdict stands
+			}
+		}
+	}
 	var res *dnssec.Result
 	var records []tlsa.Record
 	switch {
 	case set != nil:
 		res, records = set.Result, set.Records
-	default:
-		var ref *Refusal
-		if errors.As(lookupErr, &ref) {
-			records = ref.Records
-			if ref.Owner != "" {
-				// The verdict is ref; the validator's cache (good or bad)
-				// holds the result it came from, with its chain of trust.
-				tctx, tcancel := context.WithTimeout(ctx, time.Second)
-				res = a.Prover.Lookup(tctx, ref.Owner, dns.TypeTLSA)
-				tcancel()
-			}
+		r.Owner = set.Owner
+	case ref != nil:
+		res, records = ref.Result, ref.Records
+		if ref.Owner != "" {
+			r.Owner = ref.Owner
 		}
 	}
 	if res != nil {
@@ -169,46 +178,32 @@ func (a *Authenticator) Check(ctx context.Context, in CheckInput) *Report {
 		}
 		r.Records = append(r.Records, rr)
 	}
-
-	var chain []*x509.Certificate
-	var fetchErr error
-	if in.Fetch != nil {
-		chain, fetchErr = in.Fetch(ctx)
-	}
 	for i, c := range chain {
 		r.Chain = append(r.Chain, newCertReport(i, c))
 	}
 	if len(chain) > 0 && chain[0] != nil {
-		if s, err := NewRecord(tlsa.DANEEE, tlsa.SPKI, tlsa.SHA256, chain[0]); err == nil {
+		if s, err := tlsa.NewRecord(tlsa.DANEEE, tlsa.SPKI, tlsa.SHA256, chain[0]); err == nil {
 			r.Suggested = s.String()
 		}
 	}
-
-	err := lookupErr
-	if err == nil {
-		if fetchErr != nil {
-			err = &Refusal{Reason: ReasonHandshake, Owner: set.Owner, Status: set.Result.Status,
-				Records: set.Records, Err: fetchErr}
-		} else {
-			var m *tlsa.Match
-			m, err = a.Verify(set, chain, names)
-			if err == nil {
-				r.Verdict = Verified
-				r.Match = &MatchReport{Record: m.Record.String(), Usage: m.Record.Usage.String(), Depth: m.Depth}
-				for i := range r.Records {
-					if records[i].Equal(m.Record) {
-						r.Records[i].Matched = true
-					}
-				}
-				return r
+	if v != nil {
+		r.Verdict = Verified
+		m := v.Match
+		r.Match = &MatchReport{Record: m.Record.String(), Usage: m.Record.Usage.String(), Depth: m.Depth}
+		for i := range r.Records {
+			if records[i].Equal(m.Record) {
+				r.Records[i].Matched = true
 			}
 		}
+		return r
 	}
 	r.Verdict = Refused
 	r.Error = err.Error()
-	var ref *Refusal
-	if errors.As(err, &ref) {
+	if ref != nil {
 		r.Reason = string(ref.Reason)
+	} else {
+		// Not a verdict of DANE: the server could not be reached.
+		r.Reason = string(ReasonHandshake)
 	}
 	return r
 }
@@ -258,47 +253,6 @@ func NewLookupReport(res *dnssec.Result) *LookupReport {
 			KeyTags: z.KeyTags, DS: z.DS, Anchor: z.Anchor, Reason: z.Reason})
 	}
 	return lr
-}
-
-// NewRecord computes the TLSA record of the given parameters for cert
-// (RFC 6698 §2.1.2, §2.1.3).
-func NewRecord(u tlsa.Usage, s tlsa.Selector, m tlsa.MatchingType, cert *x509.Certificate) (tlsa.Record, error) {
-	var content []byte
-	switch s {
-	case tlsa.Cert:
-		content = cert.Raw
-	case tlsa.SPKI:
-		content = cert.RawSubjectPublicKeyInfo
-	default:
-		return tlsa.Record{}, fmt.Errorf("unknown selector %d", s)
-	}
-	return newRecord(u, s, m, content)
-}
-
-// NewKeyRecord computes the SPKI(1) TLSA record of a public key given as
-// DER SubjectPublicKeyInfo.
-func NewKeyRecord(u tlsa.Usage, m tlsa.MatchingType, spki []byte) (tlsa.Record, error) {
-	return newRecord(u, tlsa.SPKI, m, spki)
-}
-
-func newRecord(u tlsa.Usage, s tlsa.Selector, m tlsa.MatchingType, content []byte) (tlsa.Record, error) {
-	var data []byte
-	switch m {
-	case tlsa.Full:
-		data = append([]byte(nil), content...)
-	case tlsa.SHA256:
-		sum := sha256.Sum256(content)
-		data = sum[:]
-	case tlsa.SHA512:
-		sum := sha512.Sum512(content)
-		data = sum[:]
-	default:
-		return tlsa.Record{}, fmt.Errorf("unknown matching type %d", m)
-	}
-	if u > tlsa.DANEEE {
-		return tlsa.Record{}, fmt.Errorf("unknown certificate usage %d", u)
-	}
-	return tlsa.Record{Usage: u, Selector: s, MatchingType: m, Data: data}, nil
 }
 
 // WriteText writes the report for a human reader.

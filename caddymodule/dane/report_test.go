@@ -7,8 +7,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
 )
 
 // TestCheckReport: Check reports the verdict of Lookup + Verify, the
@@ -21,25 +19,25 @@ func TestCheckReport(t *testing.T) {
 		"_443._tcp.svc 300 IN TLSA 3 1 1 "+goodDigest,
 		"_443._tcp.svc 300 IN TLSA 4 1 1 "+goodDigest,
 	)
-	fetch := func(c *x509.Certificate) func(context.Context) ([]*x509.Certificate, error) {
-		return func(context.Context) ([]*x509.Certificate, error) { return []*x509.Certificate{c}, nil }
+	fetch := func(c *x509.Certificate) func(context.Context, string) ([]*x509.Certificate, error) {
+		return func(context.Context, string) ([]*x509.Certificate, error) { return []*x509.Certificate{c}, nil }
 	}
 	for _, tc := range []struct {
 		name    string
 		host    string
-		fetch   func(context.Context) ([]*x509.Certificate, error)
+		fetch   func(context.Context, string) ([]*x509.Certificate, error)
 		verdict string
 		reason  Reason
 	}{
 		{"RFC 7671 §5.1 DANE-EE match", "svc.example.test", fetch(good), Verified, ""},
 		{"other key", "svc.example.test", fetch(other), Refused, ReasonMismatch},
-		{"handshake failed", "svc.example.test", func(context.Context) ([]*x509.Certificate, error) {
+		{"handshake failed", "svc.example.test", func(context.Context, string) ([]*x509.Certificate, error) {
 			return nil, errors.New("connection refused")
 		}, Refused, ReasonHandshake},
 		{"no TLSA", "none.example.test", fetch(good), Refused, ReasonNoTLSA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := f.auth.Check(context.Background(), CheckInput{Host: tc.host, Port: 443, Fetch: tc.fetch})
+			r := f.auth.Check(context.Background(), CheckInput{Target: Target{Host: tc.host, Port: 443}, Fetch: tc.fetch})
 			if r.Verdict != tc.verdict || r.Reason != string(tc.reason) {
 				t.Fatalf("verdict %q reason %q, want %q %q (%s)", r.Verdict, r.Reason, tc.verdict, tc.reason, r.Error)
 			}
@@ -71,31 +69,5 @@ func TestCheckReport(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestNewRecord: RFC 6698 §2.1 selectors and matching types.
-func TestNewRecord(t *testing.T) {
-	cert, digest := selfSigned(t, "svc.example.test")
-	r, err := NewRecord(tlsa.DANEEE, tlsa.SPKI, tlsa.SHA256, cert)
-	if err != nil || r.String() != "3 1 1 "+digest {
-		t.Errorf("3 1 1: %v %v", r, err)
-	}
-	r, err = NewRecord(tlsa.DANETA, tlsa.Cert, tlsa.Full, cert)
-	if err != nil || len(r.Data) != len(cert.Raw) {
-		t.Errorf("2 0 0: %v", err)
-	}
-	r, err = NewRecord(tlsa.DANEEE, tlsa.SPKI, tlsa.SHA512, cert)
-	if err != nil || len(r.Data) != 64 {
-		t.Errorf("3 1 2: %v", err)
-	}
-	if _, err := NewRecord(4, tlsa.SPKI, tlsa.SHA256, cert); err == nil {
-		t.Error("usage 4 accepted")
-	}
-	if _, err := NewRecord(tlsa.DANEEE, 2, tlsa.SHA256, cert); err == nil {
-		t.Error("selector 2 accepted")
-	}
-	if _, err := NewKeyRecord(tlsa.DANEEE, 3, cert.RawSubjectPublicKeyInfo); err == nil {
-		t.Error("matching type 3 accepted")
 	}
 }

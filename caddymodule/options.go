@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/miekg/dns"
 
+	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
 )
@@ -22,6 +24,91 @@ const (
 	// validating resolvers.
 	dnssecTrustResolver = "trust_resolver"
 )
+
+// Options are the DANE settings of the transport.
+type Options struct {
+	// Recursive resolvers to send DNS queries to, as IP or IP:port
+	// (port 53 by default). The resolvers need not validate: every answer
+	// is validated in process from the trust anchors (unless `dnssec` is
+	// trust_resolver). Default: the nameservers in /etc/resolv.conf.
+	Resolvers []string `json:"resolvers,omitempty"`
+
+	// How TLSA records are proven authentic. "validate" (default): DNSSEC
+	// is validated in process from the trust anchors; the resolvers are
+	// only a source of data. "trust_resolver": the proof is the AD bit of
+	// the resolvers, for operators who run a validating resolver such as
+	// Unbound on the same host. Every resolver must then be a loopback
+	// address (the AD bit is not protected on the wire), and before
+	// trusting it the transport checks that it validates with the trust
+	// anchors (AD set on the anchor zone's DNSKEY RRset, and a key that
+	// matches the anchor). AD set: secure; AD clear: insecure; SERVFAIL
+	// with a DNSSEC extended error: bogus. The resolver must not run in
+	// permissive mode (Unbound's val-permissive-mode).
+	DNSSEC string `json:"dnssec,omitempty"`
+
+	// A file of trust anchors in zone-file syntax: DS or DNSKEY records,
+	// for example Unbound's root.key, or the DS of a private zone. Default:
+	// the IANA root zone KSKs (key tags 20326 and 38696) built in.
+	TrustAnchorFile string `json:"trust_anchor_file,omitempty"`
+
+	// The TLSA base domain for upstreams addressed by IP literal (static
+	// upstreams, or dynamic `a`/`srv` results). Placeholders are allowed.
+	// When empty, `tls_server_name` is used; with neither, an IP-literal
+	// upstream is refused (at config load for static upstreams).
+	Name string `json:"name,omitempty"`
+
+	// Upper bound on the whole TLSA lookup and validation for one
+	// connection, all queries and retries included. Default: 5s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Timeout of one query to one resolver. Default: 2s, or half of
+	// Timeout if that is smaller.
+	QueryTimeout caddy.Duration `json:"query_timeout,omitempty"`
+
+	// Also check the certificate's names for DANE-EE(3) matches. RFC 7671
+	// §5.1 says DANE-EE ignores names and validity dates; names are always
+	// checked for DANE-TA(2), PKIX-TA(0) and PKIX-EE(1).
+	CheckNames bool `json:"check_names,omitempty"`
+
+	// Maximum number of validated RRsets kept in the cache. Default: 10000.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// What to do when the upstream provably has no DANE: its TLSA RRset is
+	// securely denied (NSEC/NSEC3 proof) or its zone is provably insecure.
+	// "refuse" (default) refuses it; "pkix" authenticates it with ordinary
+	// PKIX validation (system roots or tls_trust_pool, the host name).
+	// Bogus or indeterminate DNSSEC is refused either way.
+	OnNoTLSA string `json:"on_no_tlsa,omitempty"`
+
+	// Find the TLSA base domain through the host's CNAME chain when every
+	// hop is DNSSEC-secure (RFC 7671 §7, RFC 7672 §2.2.2): TLSA records at
+	// the final target first, then at the host; both names are accepted
+	// in the certificate.
+	FollowCNAME bool `json:"follow_cname,omitempty"`
+}
+
+// newAuthenticator builds the dane.Authenticator the options describe,
+// the one the transport, `caddy dane check` and dane_monitor authenticate
+// with. roots are the PKIX roots (nil: the system roots).
+func (o *Options) newAuthenticator(roots *x509.CertPool) (*dane.Authenticator, error) {
+	eng, err := o.newEngine(nil)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := dane.ParseNoTLSAPolicy(o.OnNoTLSA)
+	if err != nil {
+		return nil, fmt.Errorf("dane: %v", err)
+	}
+	return &dane.Authenticator{
+		Prover:        eng.prover,
+		Refresh:       eng.refresh,
+		OnNoTLSA:      policy,
+		FollowCNAME:   o.FollowCNAME,
+		CheckEENames:  o.CheckNames,
+		Roots:         roots,
+		LookupTimeout: time.Duration(o.Timeout),
+	}, nil
+}
 
 // engine is the DNSSEC side of the options: the Prover that proves TLSA
 // RRsets, and a lookup that bypasses every cache, for prefetch.
