@@ -59,7 +59,9 @@ type Resolver struct {
 // anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
 // configured anchor; a resolver is asked nothing else until that holds,
 // and when no resolver passes, every lookup is Indeterminate. Each resolver
-// is probed on its own, so a failover never lands on an unchecked one.
+// is probed on its own, so a failover never lands on an unchecked one, and
+// a failover happens only when a resolver gives no verdict: its Bogus ends
+// the lookup as its Secure and Insecure do (see Lookup).
 //
 // It keeps no cache of its own: the resolver caches, and dane.Authenticator
 // keeps the Secure TLSA sets. It is safe for concurrent use.
@@ -277,18 +279,36 @@ func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(set, nil, "no trust anchor at or above %s", name)})
 	}
 	// Ask the resolvers in order, as resolver.Client would, but each only
-	// once it passed its own probe: the first NOERROR or NXDOMAIN answer
-	// decides; a SERVFAIL, another rcode or a failure moves on, and the
-	// last of them is the result when no resolver answers.
+	// once it passed its own probe. The first DNSSEC verdict ends the
+	// lookup, whatever it is: Secure or Insecure (a NOERROR or NXDOMAIN
+	// answer) and Bogus (a SERVFAIL with a DNSSEC extended error) alike.
+	// Asking on after a Bogus verdict would let a second resolver's
+	// Insecure or Secure answer overrule a validator that found the data
+	// forged (RFC 4035 §5.5: bogus data is not to be used), so a Bogus
+	// verdict is as final as any other.
+	//
+	// Only an outcome that is no verdict moves on: a failed probe, a
+	// timeout, REFUSED, or a SERVFAIL without a DNSSEC extended error.
+	// The next resolver's verdict is then the result, even Insecure: that
+	// resolver passed the same probe (it validates, with our anchors, on
+	// loopback), and it reached its verdict on its own, from the chain of
+	// trust. The first resolver said nothing about the data: a SERVFAIL
+	// without a DNSSEC code is an unreachable server, a resource limit, or
+	// a validator that does not say why (Unbound without ede: yes). And
+	// Insecure from a validator is a proof it checked, a signed denial of
+	// the DS on the way down (RFC 4035 §5.2), not the mere absence of one:
+	// whoever cannot forge signatures cannot make it up. An operator who
+	// wants a SERVFAIL without a code to end the lookup too turns on
+	// extended errors in the resolver (it is then Bogus) or lists one.
 	var last *Result
 	for i := range t.resolvers {
-		r, answered := t.ask1(ctx, i, anchor, name, qtype)
-		if answered {
+		r, decided := t.ask1(ctx, i, anchor, name, qtype)
+		if decided {
 			return r
 		}
-		// Keep the most telling failure: a resolver's bogus verdict over
-		// another's probe failure, anything over our context ending.
-		if last == nil || r.Status == Bogus || last.Status != Bogus && ctx.Err() == nil {
+		// Keep the most telling failure: anything over our context
+		// ending.
+		if last == nil || ctx.Err() == nil {
 			last = r
 		}
 		if ctx.Err() != nil {
@@ -298,9 +318,14 @@ func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *
 	return last
 }
 
-// ask1 takes resolver i's verdict on name/qtype; answered reports whether
-// the resolver gave one (a NOERROR or NXDOMAIN answer after a good probe).
-func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, answered bool) {
+// ask1 takes resolver i's verdict on name/qtype; decided reports whether
+// the resolver gave one after a good probe: a NOERROR or NXDOMAIN answer,
+// or a SERVFAIL that its RFC 8914 extended error says is a DNSSEC failure
+// (Bogus). A NOERROR or NXDOMAIN answer decides even when verdict cannot
+// read it (a CNAME chain longer than MaxCNAMEs): another resolver would
+// hand over the same chain. Every other outcome is Indeterminate and does
+// not decide.
+func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, decided bool) {
 	res := t.resolvers[i].Name
 	set := rrsetName(name, qtype)
 	r = &Result{Name: name, Type: qtype, ProvenBy: res}
@@ -318,7 +343,8 @@ func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qt
 	case dns.RcodeSuccess, dns.RcodeNameError:
 	case dns.RcodeServerFailure:
 		r.Err = servfail(res, set, m)
-		return finish(r), false
+		r = finish(r)
+		return r, r.Status == Bogus
 	default:
 		r.Err = indeterminatef(set, errNetwork, "%s answered %s for %s", res, dns.RcodeToString[m.Rcode], set)
 		return finish(r), false

@@ -449,3 +449,82 @@ func FuzzTrustResolver(f *testing.F) {
 		}
 	})
 }
+
+// TestTrustResolverFailoverOrder: with two validating resolvers, a DNSSEC
+// verdict from the first (Secure, Insecure or Bogus) ends the lookup and
+// the second is not asked; only an outcome that is no verdict (a SERVFAIL
+// without a DNSSEC extended error, a timeout, REFUSED, a failed probe)
+// moves on, and then the second resolver's verdict is the result.
+func TestTrustResolverFailoverOrder(t *testing.T) {
+	type outcome func(f *trustFixture)
+	answer := func(fn func(q *dns.Msg) *dns.Msg) outcome {
+		return func(f *trustFixture) { f.answer = fn }
+	}
+	var (
+		secure     = answer(func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) })
+		insecure   = answer(func(q *dns.Msg) *dns.Msg { return reply(q, 0, false, trustTLSA) })
+		insecureNX = answer(func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeNameError, false, trustSOA) })
+		bogus      = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeSignatureExpired, "signature expired")
+		})
+		bogusNoKey = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeDNSKEYMissing, "No DNSKEY record")
+		})
+		servfail    = answer(func(q *dns.Msg) *dns.Msg { return servfailMsg(q, 0, "") })
+		unreachable = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeNoReachableAuthority, "")
+		})
+		refused   = answer(func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeRefused, false) })
+		noProbe   = func(f *trustFixture) { f.probeAD = false; secure(f) }
+		cnameLoop = answer(func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, tlsaName+" 60 IN CNAME x.example.test.", "x.example.test. 60 IN CNAME "+tlsaName)
+		})
+	)
+	for _, tc := range []struct {
+		name          string
+		first, second outcome
+		status        Status
+		provenBy      string // "" = no resolver gave a verdict
+		reason        string // substring of Err
+		askSecond     bool
+	}{
+		{"RFC4035-5.5/bogus then insecure stays bogus", bogus, insecure, Bogus, "first", "EDE 7 Signature Expired", false},
+		{"RFC4035-5.5/bogus then insecure NXDOMAIN stays bogus", bogusNoKey, insecureNX, Bogus, "first", "EDE 9 DNSKEY Missing", false},
+		{"RFC4035-5.5/bogus then secure stays bogus", bogus, secure, Bogus, "first", "EDE 7", false},
+		{"RFC4035-5.5/bogus CNAME loop then secure stays bogus", cnameLoop, secure, Bogus, "first", "CNAME loop", false},
+		{"RFC4035-4.3/secure ends the lookup", secure, bogus, Secure, "first", "", false},
+		{"RFC4035-4.3/insecure ends the lookup", insecure, secure, Insecure, "first", "did not set the AD bit", false},
+		{"RFC8914-4.23/SERVFAIL no reachable authority, then insecure", unreachable, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC8914/SERVFAIL without EDE, then insecure", servfail, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC8914/SERVFAIL without EDE, then bogus", servfail, bogus, Bogus, "second", "EDE 7", true},
+		{"RFC1035-4.1.1/REFUSED, then secure", refused, secure, Secure, "second", "", true},
+		{"RFC4035-4.9.3/failed probe, then insecure", noProbe, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC4035-4.9.3/failed probe, then bogus", noProbe, bogus, Bogus, "second", "EDE 7", true},
+		{"RFC4035-5.5/bogus, then failed probe stays bogus", bogus, noProbe, Bogus, "first", "EDE 7", false},
+		{"RFC8914/SERVFAIL without EDE twice", servfail, servfail, Indeterminate, "second", "second answered SERVFAIL", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, second := newTrustFixture(t), newTrustFixture(t)
+			second.key = first.key
+			tc.first(first)
+			tc.second(second)
+			rt, err := NewTrustResolver(TrustResolverConfig{
+				Resolvers: []Resolver{{Name: "first", Exchanger: first}, {Name: "second", Exchanger: second}},
+				Anchors:   []dns.RR{first.key.ToDS(dns.SHA256)}, Now: newClock().Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rt.Lookup(context.Background(), tlsaName, dns.TypeTLSA)
+			if r.Status != tc.status || r.ProvenBy != tc.provenBy {
+				t.Fatalf("%s from %q, want %s from %q: %v", r.Status, r.ProvenBy, tc.status, tc.provenBy, r.Err)
+			}
+			if tc.reason != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.reason)) {
+				t.Fatalf("err %v, want it to contain %q", r.Err, tc.reason)
+			}
+			if asked := second.queries.Load() > 0; asked != tc.askSecond {
+				t.Fatalf("second resolver asked: %v, want %v", asked, tc.askSecond)
+			}
+		})
+	}
+}
