@@ -53,12 +53,15 @@ type Resolver struct {
 //
 // A resolver that does not validate would set AD on nothing and make every
 // answer look Insecure, which an on_no_tlsa pkix policy would turn into a
-// PKIX fallback, and a forwarder that copies AD from upstream would make
-// anything look Secure. So before the first lookup below each trust anchor,
-// and again every ProbeInterval, TrustResolver asks each resolver for that
-// anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
-// configured anchor; a resolver is asked nothing else until that holds,
-// and when no resolver passes, every lookup is Indeterminate. Each resolver
+// PKIX fallback, and a forwarder that copies AD from upstream would pass
+// on whatever AD bit reached it over the network. So before the first
+// lookup below each trust anchor, and again every ProbeInterval,
+// TrustResolver asks each resolver for that anchor zone's DNSKEY RRset and
+// requires AD=1 and a key matching the configured anchor, and asks it
+// servers.bind CH TXT, which dnsmasq answers with its upstream servers (a
+// forwarder is refused; see checkNotForwarder for what this can and cannot
+// recognise); a resolver is asked nothing else until that holds, and when
+// no resolver passes, every lookup is Indeterminate. Each resolver
 // is probed on its own, so a failover never lands on an unchecked one, and
 // a failover happens only when a resolver gives no verdict: its Bogus ends
 // the lookup as its Secure and Insecure do (see Lookup).
@@ -152,14 +155,7 @@ func (t *TrustResolver) ask(ctx context.Context, i int, name string, qtype uint1
 	q := newTrustQuery(name, qtype)
 	m, err := res.Exchanger.Exchange(ctx, q)
 	if err != nil {
-		var ne net.Error
-		switch {
-		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-			return nil, indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", res.Name)
-		case errors.Is(err, context.Canceled):
-			return nil, ctxIndeterminate(set, err)
-		}
-		return nil, indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, res.Name, err)
+		return nil, exchangeFailure(res.Name, set, err)
 	}
 	if why := mismatch(q, m); why != "" {
 		return nil, indeterminatef(set, errNetwork, "response for %s from %s ignored: %s", set, res.Name, why)
@@ -167,11 +163,25 @@ func (t *TrustResolver) ask(ctx context.Context, i int, name string, qtype uint1
 	return m, nil
 }
 
+// exchangeFailure is why resolver res gave no answer for set.
+func exchangeFailure(res, set string, err error) *IndeterminateError {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", res)
+	case errors.Is(err, context.Canceled):
+		return ctxIndeterminate(set, err)
+	}
+	return indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, res, err)
+}
+
 // Probe checks that every resolver validates with the trust anchor of
 // zone: its answer for the zone's DNSKEY RRset must carry AD=1 and include
-// a key matching the anchor. It returns the first failure. The outcome is
-// remembered per resolver (success for the probe interval, failure for
-// badTTL) and concurrent callers share one query.
+// a key matching the anchor; and that it is not a forwarder that gives
+// itself away (see checkNotForwarder). It returns the first failure. The
+// outcome is remembered per resolver (success for the probe interval,
+// failure for badTTL) and concurrent callers share one probe: two queries
+// per resolver and anchor zone every ProbeInterval.
 func (t *TrustResolver) Probe(ctx context.Context, zone string) error {
 	for i := range t.resolvers {
 		if err := t.probe(ctx, i, dns.CanonicalName(zone)); err != nil {
@@ -193,6 +203,9 @@ func (t *TrustResolver) probe(ctx context.Context, i int, zone string) *Indeterm
 	for attempt := 0; ; attempt++ {
 		ch := t.flight.DoChan(strconv.Itoa(i)+"/"+zone, func() (any, error) {
 			err := t.checkValidates(ctx, i, zone)
+			if err == nil {
+				err = t.checkNotForwarder(ctx, i)
+			}
 			if err == nil || !ctxFailure(err.Err) {
 				ttl := t.interval
 				if err != nil {
@@ -262,6 +275,104 @@ func (t *TrustResolver) checkValidates(ctx context.Context, i int, zone string) 
 		tags[i] = fmt.Sprint(k.KeyTag())
 	}
 	return notValidating("none of its %s keys (%s) matches the trust anchor", set, strings.Join(tags, ","))
+}
+
+// serversBind is the CHAOS TXT name under which dnsmasq lists the upstream
+// servers it forwards to.
+const serversBind = "servers.bind."
+
+// rcodeError is an Exchanger's error for an answer whose RCODE is an error
+// (resolver.ServerError for SERVFAIL, REFUSED, FORMERR, NOTIMP): Response
+// is that answer, nil when none came.
+type rcodeError interface {
+	error
+	Response() *dns.Msg
+}
+
+// checkNotForwarder refuses resolver i if it shows itself to be a
+// forwarder. The DNSKEY check of checkValidates cannot tell a validator
+// from a forwarder that copies the AD bit of a validating upstream (dnsmasq
+// with proxy-dnssec, say, on loopback in front of a validator elsewhere):
+// both answer with AD=1 and the anchor's key. But then the AD bit crossed
+// the network between the forwarder and its upstream unprotected (RFC 4035
+// §4.9.3, RFC 6698 §4), and sat in a cache that, dnsmasq's manual says,
+// cannot keep it right in all cases; it proves nothing.
+//
+// On the wire a forwarder that copies AD looks like a validator, except
+// where it answers a question itself. dnsmasq (2.80 and later) answers
+// every CHAOS query under bind. and server. itself and never forwards one;
+// for servers.bind TXT it lists its upstream servers ("192.0.2.1#53 7 0":
+// address#port, queries, failures). Unbound does not know that name
+// (REFUSED), nor do the other validators we know of. So a NOERROR answer
+// with TXT records at servers.bind is taken as what it says: the resolver
+// forwards, and its AD bit is not its own, whether it copies it
+// (proxy-dnssec) or validates itself (dnssec), which the wire does not
+// tell apart.
+//
+// What this cannot see: dnsmasq with --no-ident (it answers NOTIMP, as a
+// server that does not implement CHAOS may), and forwarders that answer no
+// such question (CoreDNS's forward plugin, dnsdist, ...). An answer with
+// an error RCODE, an empty answer or an NXDOMAIN is no evidence either way
+// and passes; no answer at all (a timeout) fails the probe, as it does for
+// the DNSKEY query.
+func (t *TrustResolver) checkNotForwarder(ctx context.Context, i int) *IndeterminateError {
+	res := t.resolvers[i]
+	set := serversBind + " CH TXT"
+	q := new(dns.Msg)
+	q.SetQuestion(serversBind, dns.TypeTXT)
+	q.Question[0].Qclass = dns.ClassCHAOS
+	q.RecursionDesired = false // dnsmasq answers it from its own state
+	q.SetEdns0(ednsUDPSize, false)
+	m, err := res.Exchanger.Exchange(ctx, q)
+	if err != nil {
+		var re rcodeError
+		if errors.As(err, &re) && re.Response() != nil {
+			return nil // it answered, with an error: no list of servers
+		}
+		ierr := exchangeFailure(res.Name, set, err)
+		ierr.Reason = "cannot check that " + res.Name + " is not a forwarder: " + ierr.Reason
+		return ierr
+	}
+	if why := mismatch(q, m); why != "" {
+		return indeterminatef(set, errNetwork, "cannot check that %s is not a forwarder: response for %s ignored: %s", res.Name, set, why)
+	}
+	if m.Rcode != dns.RcodeSuccess {
+		return nil
+	}
+	found := false
+	var servers []string
+	for _, rr := range m.Answer {
+		txt, ok := rr.(*dns.TXT)
+		if !ok || txt.Hdr.Class != dns.ClassCHAOS || !equalNames(txt.Hdr.Name, serversBind) {
+			continue
+		}
+		found = true
+		servers = append(servers, txt.Txt...)
+	}
+	if !found {
+		return nil
+	}
+	return indeterminatef(set, nil, "%s is a forwarder, not a validator: it answered %s with its upstream servers (%s), as dnsmasq does, and a forwarder's AD bit is its upstream's, carried over a network this check cannot see (dnsmasq proxy-dnssec); refusing to trust its AD bit", res.Name, set, quoteList(servers, 4))
+}
+
+// quoteList quotes up to n of the resolver's strings for a reason, each
+// cut short: they end up in our logs.
+func quoteList(ss []string, n int) string {
+	if len(ss) == 0 {
+		return "none listed"
+	}
+	var out []string
+	for i, s := range ss {
+		if i == n {
+			out = append(out, fmt.Sprintf("... %d in all", len(ss)))
+			break
+		}
+		if len(s) > 100 {
+			s = s[:100] + "..."
+		}
+		out = append(out, strconv.Quote(s))
+	}
+	return strings.Join(out, ", ")
 }
 
 // Lookup asks the resolver for name/qtype and takes its verdict (see
