@@ -302,19 +302,21 @@ type rcodeError interface {
 // where it answers a question itself. dnsmasq (2.80 and later) answers
 // every CHAOS query under bind. and server. itself and never forwards one;
 // for servers.bind TXT it lists its upstream servers ("192.0.2.1#53 7 0":
-// address#port, queries, failures). Unbound does not know that name
-// (REFUSED), nor do the other validators we know of. So a NOERROR answer
-// with TXT records at servers.bind is taken as what it says: the resolver
-// forwards, and its AD bit is not its own, whether it copies it
-// (proxy-dnssec) or validates itself (dnssec), which the wire does not
-// tell apart.
+// address#port, queries, failures). That name is dnsmasq's own statistics,
+// not a convention validators share: Unbound answers it REFUSED. So a
+// NOERROR answer with CHAOS TXT records at servers.bind is taken as what it
+// says, that the resolver forwards. Whether it then copies its upstream's
+// AD bit (proxy-dnssec) or validates itself (dnssec) the wire does not
+// tell apart, so it is refused either way.
 //
 // What this cannot see: dnsmasq with --no-ident (it answers NOTIMP, as a
-// server that does not implement CHAOS may), and forwarders that answer no
-// such question (CoreDNS's forward plugin, dnsdist, ...). An answer with
-// an error RCODE, an empty answer or an NXDOMAIN is no evidence either way
-// and passes; no answer at all (a timeout) fails the probe, as it does for
-// the DNSKEY query.
+// server that does not implement CHAOS may), and forwarders that pass the
+// AD bit on but answer no such question (CoreDNS's forward and cache
+// plugins, AdGuard's dnsproxy, ...): keeping those out of the resolvers is
+// the operator's part, as the README says. An answer with an error RCODE,
+// an empty answer or an NXDOMAIN is no evidence either way and passes; no
+// answer at all (a timeout) fails the probe, as it does for the DNSKEY
+// query.
 func (t *TrustResolver) checkNotForwarder(ctx context.Context, i int) *IndeterminateError {
 	res := t.resolvers[i]
 	set := serversBind + " CH TXT"
