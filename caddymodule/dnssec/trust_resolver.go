@@ -354,7 +354,7 @@ func (t *TrustResolver) checkNotForwarder(ctx context.Context, i int) *Indetermi
 	if !found {
 		return nil
 	}
-	return indeterminatef(set, nil, "%s is a forwarder, not a validator: it answered %s with its upstream servers (%s), as dnsmasq does, and a forwarder's AD bit is its upstream's, carried over a network this check cannot see (dnsmasq proxy-dnssec); refusing to trust its AD bit", res.Name, set, quoteList(servers, 4))
+	return indeterminatef(set, nil, "%s is a forwarder, not a validator: it answered %s with its upstream servers (%s), as dnsmasq does, and a forwarder's AD bit is its upstream's, carried over a link and through a cache this check cannot see (dnsmasq proxy-dnssec); refusing to trust its AD bit", res.Name, set, quoteList(servers, 4))
 }
 
 // quoteList quotes up to n of the resolver's strings for a reason, each
