@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -233,5 +234,89 @@ func TestTrustResolverNeedsLoopback(t *testing.T) {
 	}
 	if _, err := (&Options{Resolvers: []string{"127.0.0.1"}, DNSSEC: dnssecTrustResolver}).newEngine(time.Now); err == nil {
 		t.Error("trust_resolver on another clock accepted")
+	}
+}
+
+// startADCopier is a forwarder on loopback modelled on dnsmasq with
+// proxy-dnssec: it passes every IN query to upstream and hands back the
+// answer as it came, AD bit included, and answers CHAOS queries itself,
+// servers.bind TXT with its upstream ("address#port queries failed"),
+// any other NOTIMP.
+func startADCopier(t *testing.T, upstream string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forwarded atomic.Int32
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		if qq := q.Question[0]; qq.Qclass == dns.ClassCHAOS {
+			m := new(dns.Msg)
+			m.SetReply(q)
+			if qq.Name == "servers.bind." && qq.Qtype == dns.TypeTXT {
+				m.Authoritative = true
+				host, port, _ := net.SplitHostPort(upstream)
+				m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS},
+					Txt: []string{fmt.Sprintf("%s#%s %d 0", host, port, forwarded.Load())}}}
+			} else {
+				m.Rcode = dns.RcodeNotImplemented
+			}
+			_ = w.WriteMsg(m)
+			return
+		}
+		forwarded.Add(1)
+		c := &dns.Client{Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(q, upstream)
+		if err != nil {
+			return
+		}
+		_ = w.WriteMsg(r)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// TestTrustResolverForwarder: the transport refuses a loopback forwarder
+// that copies a validating upstream's AD bit (the AD bit crossed the link
+// between them unprotected) when the forwarder gives itself away, as
+// dnsmasq does with servers.bind; the validator itself is trusted.
+func TestTrustResolverForwarder(t *testing.T) {
+	up, spki := startKAUpstream(t, false)
+	dnsAddr, anchors := kaZone(t, up.port, spki, 300)
+	front := startValidatingFront(t, dnsAddr, anchors)
+	copier := startADCopier(t, front.addr)
+
+	for _, tc := range []struct {
+		name     string
+		resolver string
+		refused  string // substring of the refusal; "" = accepted
+	}{
+		{"RFC4035-4.9.3/the validator itself", front.addr, ""},
+		{"RFC4035-4.9.3/AD-copying forwarder listing its upstream", copier,
+			copier + ` is a forwarder, not a validator: it answered servers.bind. CH TXT with its upstream servers ("` + strings.Replace(front.addr, ":", "#", 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &Options{Resolvers: []string{tc.resolver}, DNSSEC: dnssecTrustResolver, TrustAnchorFile: anchors, Timeout: caddy.Duration(2 * time.Second)}
+			tr := provisioned(t, &Transport{DANE: o})
+			t.Cleanup(func() { _ = tr.Cleanup() })
+			_, err := tr.auth.Lookup(context.Background(), "svc.ka.test", up.port)
+			if tc.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var r *dane.Refusal
+			if !errors.As(err, &r) {
+				t.Fatalf("want a refusal, got %v", err)
+			}
+			if r.Reason != dane.ReasonIndeterminate || r.Status != dnssec.Indeterminate || !strings.Contains(r.Error(), tc.refused) {
+				t.Fatalf("reason %q status %s: %v\nwant it to contain %q", r.Reason, r.Status, r, tc.refused)
+			}
+		})
 	}
 }

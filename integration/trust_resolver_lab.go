@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -187,4 +188,81 @@ func servfail(q *dns.Msg, code uint16, text string) *dns.Msg {
 		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
 	}
 	return m
+}
+
+// dnsmasqAddr is the loopback address dnsmasq listens on: another address
+// than the lab's 127.0.0.1, where the Unbound it forwards to stands for a
+// validating resolver across a network.
+const dnsmasqAddr = "127.0.0.2"
+
+// StartDnsmasq starts dnsmasq on dnsmasqAddr, on a port of its own, as a
+// caching forwarder to upstream (host:port) only, with args added
+// (--proxy-dnssec, --no-ident, ...); the caller stops it. It runs in the
+// foreground in debug mode (--no-daemon: no fork, no change of user), logs
+// every query to its log, and reads neither /etc/resolv.conf, /etc/hosts
+// nor a configuration file.
+func (l *Lab) StartDnsmasq(name, upstream string, args ...string) (p *proc, addr string, err error) {
+	port, err := labconf.FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	host, uport, err := net.SplitHostPort(upstream)
+	if err != nil {
+		return nil, "", err
+	}
+	argv := append([]string{"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
+		"--listen-address=" + dnsmasqAddr, "--bind-interfaces", "--port=" + strconv.Itoa(port),
+		"--server=" + host + "#" + uport, "--log-queries"}, args...)
+	p, err = startProc("dnsmasq", filepath.Join(l.Dir, name+".log"), argv...)
+	if err != nil {
+		return nil, "", err
+	}
+	addr = net.JoinHostPort(dnsmasqAddr, strconv.Itoa(port))
+	if err := waitDNS(p, addr, zoneParent+".", false); err != nil {
+		p.Stop(5 * time.Second)
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
+// StartInsecureUnbound starts a validating Unbound like the lab's, on its
+// own port and with its own cache, that treats zones as insecure
+// (domain-insecure: a negative trust anchor, RFC 7646): its verdict on
+// data in them is Insecure, AD=0, whatever their signatures say.
+func (l *Lab) StartInsecureUnbound(name string, zones ...string) (p *proc, addr string, err error) {
+	port, err := labconf.FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(l.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	c := labconf.Unbound{
+		Port: port, Dir: dir, LogFile: filepath.Join(dir, "unbound.log"),
+		TrustAnchorFile: l.AnchorsFile, EDE: true, ValLogLevel: 2,
+		Verbosity: 1, CacheMaxTTL: 5,
+		StubPort: l.NSDPort, Zones: labZones,
+	}
+	conf := c.Config() + "server:\n"
+	for _, z := range zones {
+		conf += fmt.Sprintf("    domain-insecure: \"%s.\"\n", z)
+	}
+	path := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, "", err
+	}
+	if _, err := run(dir, 10*time.Second, "unbound-checkconf", path); err != nil {
+		return nil, "", err
+	}
+	p, err = startProc("unbound", filepath.Join(dir, "unbound.out"), "-d", "-c", path)
+	if err != nil {
+		return nil, "", err
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitDNS(p, addr, zoneParent+".", true); err != nil {
+		p.Stop(5 * time.Second)
+		return nil, "", err
+	}
+	return p, addr, nil
 }

@@ -53,13 +53,18 @@ type Resolver struct {
 //
 // A resolver that does not validate would set AD on nothing and make every
 // answer look Insecure, which an on_no_tlsa pkix policy would turn into a
-// PKIX fallback, and a forwarder that copies AD from upstream would make
-// anything look Secure. So before the first lookup below each trust anchor,
-// and again every ProbeInterval, TrustResolver asks each resolver for that
-// anchor zone's DNSKEY RRset and requires AD=1 and a key matching the
-// configured anchor; a resolver is asked nothing else until that holds,
-// and when no resolver passes, every lookup is Indeterminate. Each resolver
-// is probed on its own, so a failover never lands on an unchecked one.
+// PKIX fallback, and a forwarder that copies AD from upstream would pass
+// on whatever AD bit reached it over the network. So before the first
+// lookup below each trust anchor, and again every ProbeInterval,
+// TrustResolver asks each resolver for that anchor zone's DNSKEY RRset and
+// requires AD=1 and a key matching the configured anchor, and asks it
+// servers.bind CH TXT, which dnsmasq answers with its upstream servers (a
+// forwarder is refused; see checkNotForwarder for what this can and cannot
+// recognise); a resolver is asked nothing else until that holds, and when
+// no resolver passes, every lookup is Indeterminate. Each resolver
+// is probed on its own, so a failover never lands on an unchecked one, and
+// a failover happens only when a resolver gives no verdict: its Bogus ends
+// the lookup as its Secure and Insecure do (see Lookup).
 //
 // It keeps no cache of its own: the resolver caches, and dane.Authenticator
 // keeps the Secure TLSA sets. It is safe for concurrent use.
@@ -150,14 +155,7 @@ func (t *TrustResolver) ask(ctx context.Context, i int, name string, qtype uint1
 	q := newTrustQuery(name, qtype)
 	m, err := res.Exchanger.Exchange(ctx, q)
 	if err != nil {
-		var ne net.Error
-		switch {
-		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-			return nil, indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", res.Name)
-		case errors.Is(err, context.Canceled):
-			return nil, ctxIndeterminate(set, err)
-		}
-		return nil, indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, res.Name, err)
+		return nil, exchangeFailure(res.Name, set, err)
 	}
 	if why := mismatch(q, m); why != "" {
 		return nil, indeterminatef(set, errNetwork, "response for %s from %s ignored: %s", set, res.Name, why)
@@ -165,11 +163,25 @@ func (t *TrustResolver) ask(ctx context.Context, i int, name string, qtype uint1
 	return m, nil
 }
 
+// exchangeFailure is why resolver res gave no answer for set.
+func exchangeFailure(res, set string, err error) *IndeterminateError {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return indeterminatef(set, context.DeadlineExceeded, "dns timeout asking %s", res)
+	case errors.Is(err, context.Canceled):
+		return ctxIndeterminate(set, err)
+	}
+	return indeterminatef(set, fmt.Errorf("%w: %w", errNetwork, err), "dns exchange for %s with %s: %v", set, res, err)
+}
+
 // Probe checks that every resolver validates with the trust anchor of
 // zone: its answer for the zone's DNSKEY RRset must carry AD=1 and include
-// a key matching the anchor. It returns the first failure. The outcome is
-// remembered per resolver (success for the probe interval, failure for
-// badTTL) and concurrent callers share one query.
+// a key matching the anchor; and that it is not a forwarder that gives
+// itself away (see checkNotForwarder). It returns the first failure. The
+// outcome is remembered per resolver (success for the probe interval,
+// failure for badTTL) and concurrent callers share one probe: two queries
+// per resolver and anchor zone every ProbeInterval.
 func (t *TrustResolver) Probe(ctx context.Context, zone string) error {
 	for i := range t.resolvers {
 		if err := t.probe(ctx, i, dns.CanonicalName(zone)); err != nil {
@@ -191,6 +203,9 @@ func (t *TrustResolver) probe(ctx context.Context, i int, zone string) *Indeterm
 	for attempt := 0; ; attempt++ {
 		ch := t.flight.DoChan(strconv.Itoa(i)+"/"+zone, func() (any, error) {
 			err := t.checkValidates(ctx, i, zone)
+			if err == nil {
+				err = t.checkNotForwarder(ctx, i)
+			}
 			if err == nil || !ctxFailure(err.Err) {
 				ttl := t.interval
 				if err != nil {
@@ -262,6 +277,106 @@ func (t *TrustResolver) checkValidates(ctx context.Context, i int, zone string) 
 	return notValidating("none of its %s keys (%s) matches the trust anchor", set, strings.Join(tags, ","))
 }
 
+// serversBind is the CHAOS TXT name under which dnsmasq lists the upstream
+// servers it forwards to.
+const serversBind = "servers.bind."
+
+// rcodeError is an Exchanger's error for an answer whose RCODE is an error
+// (resolver.ServerError for SERVFAIL, REFUSED, FORMERR, NOTIMP): Response
+// is that answer, nil when none came.
+type rcodeError interface {
+	error
+	Response() *dns.Msg
+}
+
+// checkNotForwarder refuses resolver i if it shows itself to be a
+// forwarder. The DNSKEY check of checkValidates cannot tell a validator
+// from a forwarder that copies the AD bit of a validating upstream (dnsmasq
+// with proxy-dnssec, say, on loopback in front of a validator elsewhere):
+// both answer with AD=1 and the anchor's key. But then the AD bit crossed
+// the network between the forwarder and its upstream unprotected (RFC 4035
+// §4.9.3, RFC 6698 §4), and sat in a cache that, dnsmasq's manual says,
+// cannot keep it right in all cases; it proves nothing.
+//
+// On the wire a forwarder that copies AD looks like a validator, except
+// where it answers a question itself. dnsmasq (2.80 and later) answers
+// every CHAOS query under bind. and server. itself and never forwards one;
+// for servers.bind TXT it lists its upstream servers ("192.0.2.1#53 7 0":
+// address#port, queries, failures). That name is dnsmasq's own statistics,
+// not a convention validators share: Unbound answers it REFUSED. So a
+// NOERROR answer with CHAOS TXT records at servers.bind is taken as what it
+// says, that the resolver forwards. Whether it then copies its upstream's
+// AD bit (proxy-dnssec) or validates itself (dnssec) the wire does not
+// tell apart, so it is refused either way.
+//
+// What this cannot see: dnsmasq with --no-ident (it answers NOTIMP, as a
+// server that does not implement CHAOS may), and forwarders that pass the
+// AD bit on but answer no such question (CoreDNS's forward and cache
+// plugins, AdGuard's dnsproxy, ...): keeping those out of the resolvers is
+// the operator's part, as the README says. An answer with an error RCODE,
+// an empty answer or an NXDOMAIN is no evidence either way and passes; no
+// answer at all (a timeout) fails the probe, as it does for the DNSKEY
+// query.
+func (t *TrustResolver) checkNotForwarder(ctx context.Context, i int) *IndeterminateError {
+	res := t.resolvers[i]
+	set := serversBind + " CH TXT"
+	q := new(dns.Msg)
+	q.SetQuestion(serversBind, dns.TypeTXT)
+	q.Question[0].Qclass = dns.ClassCHAOS
+	q.RecursionDesired = false // dnsmasq answers it from its own state
+	q.SetEdns0(ednsUDPSize, false)
+	m, err := res.Exchanger.Exchange(ctx, q)
+	if err != nil {
+		var re rcodeError
+		if errors.As(err, &re) && re.Response() != nil {
+			return nil // it answered, with an error: no list of servers
+		}
+		ierr := exchangeFailure(res.Name, set, err)
+		ierr.Reason = "cannot check that " + res.Name + " is not a forwarder: " + ierr.Reason
+		return ierr
+	}
+	if why := mismatch(q, m); why != "" {
+		return indeterminatef(set, errNetwork, "cannot check that %s is not a forwarder: response for %s ignored: %s", res.Name, set, why)
+	}
+	if m.Rcode != dns.RcodeSuccess {
+		return nil
+	}
+	found := false
+	var servers []string
+	for _, rr := range m.Answer {
+		txt, ok := rr.(*dns.TXT)
+		if !ok || txt.Hdr.Class != dns.ClassCHAOS || !equalNames(txt.Hdr.Name, serversBind) {
+			continue
+		}
+		found = true
+		servers = append(servers, txt.Txt...)
+	}
+	if !found {
+		return nil
+	}
+	return indeterminatef(set, nil, "%s is a forwarder, not a validator: it answered %s with its upstream servers (%s), as dnsmasq does, and a forwarder's AD bit is its upstream's, carried over a link and through a cache this check cannot see (dnsmasq proxy-dnssec); refusing to trust its AD bit", res.Name, set, quoteList(servers, 4))
+}
+
+// quoteList quotes up to n of the resolver's strings for a reason, each
+// cut short: they end up in our logs.
+func quoteList(ss []string, n int) string {
+	if len(ss) == 0 {
+		return "none listed"
+	}
+	var out []string
+	for i, s := range ss {
+		if i == n {
+			out = append(out, fmt.Sprintf("... %d in all", len(ss)))
+			break
+		}
+		if len(s) > 100 {
+			s = s[:100] + "..."
+		}
+		out = append(out, strconv.Quote(s))
+	}
+	return strings.Join(out, ", ")
+}
+
 // Lookup asks the resolver for name/qtype and takes its verdict (see
 // TrustResolver). CNAMEs (and CNAMEs synthesized from DNAMEs) in the
 // answer are followed up to MaxCNAMEs; they are reported in Result.CNAME
@@ -277,18 +392,36 @@ func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(set, nil, "no trust anchor at or above %s", name)})
 	}
 	// Ask the resolvers in order, as resolver.Client would, but each only
-	// once it passed its own probe: the first NOERROR or NXDOMAIN answer
-	// decides; a SERVFAIL, another rcode or a failure moves on, and the
-	// last of them is the result when no resolver answers.
+	// once it passed its own probe. The first DNSSEC verdict ends the
+	// lookup, whatever it is: Secure or Insecure (a NOERROR or NXDOMAIN
+	// answer) and Bogus (a SERVFAIL with a DNSSEC extended error) alike.
+	// Asking on after a Bogus verdict would let a second resolver's
+	// Insecure or Secure answer overrule a validator that found the data
+	// forged (RFC 4035 §5.5: bogus data is not to be used), so a Bogus
+	// verdict is as final as any other.
+	//
+	// Only an outcome that is no verdict moves on: a failed probe, a
+	// timeout, REFUSED, or a SERVFAIL without a DNSSEC extended error.
+	// The next resolver's verdict is then the result, even Insecure: that
+	// resolver passed the same probe (it validates, with our anchors, on
+	// loopback), and it reached its verdict on its own, from the chain of
+	// trust. The first resolver said nothing about the data: a SERVFAIL
+	// without a DNSSEC code is an unreachable server, a resource limit, or
+	// a validator that does not say why (Unbound without ede: yes). And
+	// Insecure from a validator is a proof it checked, a signed denial of
+	// the DS on the way down (RFC 4035 §5.2), not the mere absence of one:
+	// whoever cannot forge signatures cannot make it up. An operator who
+	// wants a SERVFAIL without a code to end the lookup too turns on
+	// extended errors in the resolver (it is then Bogus) or lists one.
 	var last *Result
 	for i := range t.resolvers {
-		r, answered := t.ask1(ctx, i, anchor, name, qtype)
-		if answered {
+		r, decided := t.ask1(ctx, i, anchor, name, qtype)
+		if decided {
 			return r
 		}
-		// Keep the most telling failure: a resolver's bogus verdict over
-		// another's probe failure, anything over our context ending.
-		if last == nil || r.Status == Bogus || last.Status != Bogus && ctx.Err() == nil {
+		// Keep the most telling failure: anything over our context
+		// ending.
+		if last == nil || ctx.Err() == nil {
 			last = r
 		}
 		if ctx.Err() != nil {
@@ -298,9 +431,14 @@ func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *
 	return last
 }
 
-// ask1 takes resolver i's verdict on name/qtype; answered reports whether
-// the resolver gave one (a NOERROR or NXDOMAIN answer after a good probe).
-func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, answered bool) {
+// ask1 takes resolver i's verdict on name/qtype; decided reports whether
+// the resolver gave one after a good probe: a NOERROR or NXDOMAIN answer,
+// or a SERVFAIL that its RFC 8914 extended error says is a DNSSEC failure
+// (Bogus). A NOERROR or NXDOMAIN answer decides even when verdict cannot
+// read it (a CNAME chain longer than MaxCNAMEs): another resolver would
+// hand over the same chain. Every other outcome is Indeterminate and does
+// not decide.
+func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qtype uint16) (r *Result, decided bool) {
 	res := t.resolvers[i].Name
 	set := rrsetName(name, qtype)
 	r = &Result{Name: name, Type: qtype, ProvenBy: res}
@@ -318,7 +456,8 @@ func (t *TrustResolver) ask1(ctx context.Context, i int, anchor, name string, qt
 	case dns.RcodeSuccess, dns.RcodeNameError:
 	case dns.RcodeServerFailure:
 		r.Err = servfail(res, set, m)
-		return finish(r), false
+		r = finish(r)
+		return r, r.Status == Bogus
 	default:
 		r.Err = indeterminatef(set, errNetwork, "%s answered %s for %s", res, dns.RcodeToString[m.Rcode], set)
 		return finish(r), false

@@ -13,15 +13,17 @@ import (
 
 // trustFixture is a scripted validating resolver for TrustResolver: the
 // DNSKEY probe of "test." is answered with key (AD set unless told
-// otherwise) and every other query by answer.
+// otherwise), a CHAOS query by chaos (REFUSED, as Unbound answers
+// servers.bind, when nil) and every other query by answer.
 type trustFixture struct {
 	key      *dns.DNSKEY
 	probeAD  bool
 	probeKey *dns.DNSKEY // answered instead of key when set
 	probeRC  int
 	answer   func(q *dns.Msg) *dns.Msg
+	chaos    func(q *dns.Msg) (*dns.Msg, error)
 
-	probes, queries atomic.Int32
+	probes, chaosProbes, queries atomic.Int32
 }
 
 func newTrustFixture(t *testing.T) *trustFixture {
@@ -40,6 +42,13 @@ func newKey(t *testing.T, zone string) *dns.DNSKEY {
 }
 
 func (f *trustFixture) Exchange(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
+	if q.Question[0].Qclass == dns.ClassCHAOS {
+		f.chaosProbes.Add(1)
+		if f.chaos != nil {
+			return f.chaos(q)
+		}
+		return reply(q, dns.RcodeRefused, false), nil
+	}
 	if !q.AuthenticatedData || q.CheckingDisabled || !q.RecursionDesired {
 		return nil, errors.New("query flags: want RD=1 AD=1 CD=0")
 	}
@@ -399,6 +408,9 @@ func FuzzTrustResolver(f *testing.F) {
 	f.Fuzz(func(t *testing.T, wire []byte, fixHeader bool) {
 		var got, asked *dns.Msg
 		ex := ExchangeFunc(func(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
+			if q.Question[0].Qclass == dns.ClassCHAOS {
+				return reply(q, dns.RcodeRefused, false), nil // Unbound's answer to servers.bind
+			}
 			if q.Question[0].Qtype == dns.TypeDNSKEY {
 				m := reply(q, 0, true)
 				m.Answer = []dns.RR{key}
@@ -448,4 +460,196 @@ func FuzzTrustResolver(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTrustResolverFailoverOrder: with two validating resolvers, a DNSSEC
+// verdict from the first (Secure, Insecure or Bogus) ends the lookup and
+// the second is not asked; only an outcome that is no verdict (a SERVFAIL
+// without a DNSSEC extended error, a timeout, REFUSED, a failed probe)
+// moves on, and then the second resolver's verdict is the result.
+func TestTrustResolverFailoverOrder(t *testing.T) {
+	type outcome func(f *trustFixture)
+	answer := func(fn func(q *dns.Msg) *dns.Msg) outcome {
+		return func(f *trustFixture) { f.answer = fn }
+	}
+	var (
+		secure     = answer(func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) })
+		insecure   = answer(func(q *dns.Msg) *dns.Msg { return reply(q, 0, false, trustTLSA) })
+		insecureNX = answer(func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeNameError, false, trustSOA) })
+		bogus      = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeSignatureExpired, "signature expired")
+		})
+		bogusNoKey = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeDNSKEYMissing, "No DNSKEY record")
+		})
+		servfail    = answer(func(q *dns.Msg) *dns.Msg { return servfailMsg(q, 0, "") })
+		unreachable = answer(func(q *dns.Msg) *dns.Msg {
+			return servfailMsg(q, dns.ExtendedErrorCodeNoReachableAuthority, "")
+		})
+		refused   = answer(func(q *dns.Msg) *dns.Msg { return reply(q, dns.RcodeRefused, false) })
+		noProbe   = func(f *trustFixture) { f.probeAD = false; secure(f) }
+		cnameLoop = answer(func(q *dns.Msg) *dns.Msg {
+			return reply(q, 0, true, tlsaName+" 60 IN CNAME x.example.test.", "x.example.test. 60 IN CNAME "+tlsaName)
+		})
+	)
+	for _, tc := range []struct {
+		name          string
+		first, second outcome
+		status        Status
+		provenBy      string // "" = no resolver gave a verdict
+		reason        string // substring of Err
+		askSecond     bool
+	}{
+		{"RFC4035-5.5/bogus then insecure stays bogus", bogus, insecure, Bogus, "first", "EDE 7 Signature Expired", false},
+		{"RFC4035-5.5/bogus then insecure NXDOMAIN stays bogus", bogusNoKey, insecureNX, Bogus, "first", "EDE 9 DNSKEY Missing", false},
+		{"RFC4035-5.5/bogus then secure stays bogus", bogus, secure, Bogus, "first", "EDE 7", false},
+		{"RFC4035-5.5/bogus CNAME loop then secure stays bogus", cnameLoop, secure, Bogus, "first", "CNAME loop", false},
+		{"RFC4035-4.3/secure ends the lookup", secure, bogus, Secure, "first", "", false},
+		{"RFC4035-4.3/insecure ends the lookup", insecure, secure, Insecure, "first", "did not set the AD bit", false},
+		{"RFC8914-4.23/SERVFAIL no reachable authority, then insecure", unreachable, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC8914/SERVFAIL without EDE, then insecure", servfail, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC8914/SERVFAIL without EDE, then bogus", servfail, bogus, Bogus, "second", "EDE 7", true},
+		{"RFC1035-4.1.1/REFUSED, then secure", refused, secure, Secure, "second", "", true},
+		{"RFC4035-4.9.3/failed probe, then insecure", noProbe, insecure, Insecure, "second", "did not set the AD bit", true},
+		{"RFC4035-4.9.3/failed probe, then bogus", noProbe, bogus, Bogus, "second", "EDE 7", true},
+		{"RFC4035-5.5/bogus, then failed probe stays bogus", bogus, noProbe, Bogus, "first", "EDE 7", false},
+		{"RFC8914/SERVFAIL without EDE twice", servfail, servfail, Indeterminate, "second", "second answered SERVFAIL", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, second := newTrustFixture(t), newTrustFixture(t)
+			second.key = first.key
+			tc.first(first)
+			tc.second(second)
+			rt, err := NewTrustResolver(TrustResolverConfig{
+				Resolvers: []Resolver{{Name: "first", Exchanger: first}, {Name: "second", Exchanger: second}},
+				Anchors:   []dns.RR{first.key.ToDS(dns.SHA256)}, Now: newClock().Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rt.Lookup(context.Background(), tlsaName, dns.TypeTLSA)
+			if r.Status != tc.status || r.ProvenBy != tc.provenBy {
+				t.Fatalf("%s from %q, want %s from %q: %v", r.Status, r.ProvenBy, tc.status, tc.provenBy, r.Err)
+			}
+			if tc.reason != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.reason)) {
+				t.Fatalf("err %v, want it to contain %q", r.Err, tc.reason)
+			}
+			if asked := second.queries.Load() > 0; asked != tc.askSecond {
+				t.Fatalf("second resolver asked: %v, want %v", asked, tc.askSecond)
+			}
+		})
+	}
+}
+
+// chaosTXT answers q with TXT records of class CHAOS at the question's
+// name, as dnsmasq answers its *.bind names.
+func chaosTXT(q *dns.Msg, txts ...string) *dns.Msg {
+	m := reply(q, 0, false)
+	m.Authoritative = true
+	for _, s := range txts {
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{s}})
+	}
+	return m
+}
+
+// answered is an Exchanger's error that carries an answer with an error
+// RCODE, as resolver.ServerError does.
+type answered struct{ m *dns.Msg }
+
+func (e *answered) Error() string      { return "dns: " + dns.RcodeToString[e.m.Rcode] }
+func (e *answered) Response() *dns.Msg { return e.m }
+
+// TestTrustResolverForwarder: a resolver that passes the DNSKEY probe but
+// answers servers.bind CH TXT with a list of servers, as dnsmasq does, is
+// a forwarder whose AD bit is its upstream's, and is refused; what a
+// validator answers (Unbound: REFUSED) passes, and so, since it is no
+// evidence, does what a forwarder that hides itself answers (dnsmasq
+// --no-ident: NOTIMP). No answer at all fails the probe.
+func TestTrustResolverForwarder(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		chaos  func(q *dns.Msg) (*dns.Msg, error)
+		status Status
+		reason string // substring of Err
+	}{
+		{name: "RFC4035-4.9.3/dnsmasq proxy-dnssec lists its upstream", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return chaosTXT(q, "192.0.2.53#53 17 0"), nil
+		}, status: Indeterminate, reason: `127.0.0.1:53 is a forwarder, not a validator: it answered servers.bind. CH TXT with its upstream servers ("192.0.2.53#53 17 0"), as dnsmasq does`},
+		{name: "RFC4035-4.9.3/dnsmasq with a loopback upstream is still a forwarder", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return chaosTXT(q, "127.0.0.1#5353 0 0", "::1#5353 0 0"), nil
+		}, status: Indeterminate, reason: `("127.0.0.1#5353 0 0", "::1#5353 0 0")`},
+		{name: "RFC4035-4.9.3/many upstreams are cut short", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return chaosTXT(q, "a#53 0 0", "b#53 0 0", "c#53 0 0", "d#53 0 0", "e#53 0 0", "f#53 0 0"), nil
+		}, status: Indeterminate, reason: `"d#53 0 0", ... 6 in all)`},
+		{name: "RFC4035-4.9.3/a TXT record without strings", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			m := chaosTXT(q)
+			m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "SERVERS.bind.", Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}}}
+			return m, nil
+		}, status: Indeterminate, reason: "(none listed)"},
+		{name: "RFC1035-4.1.1/Unbound answers REFUSED", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return reply(q, dns.RcodeRefused, false), nil
+		}, status: Secure},
+		{name: "RFC1035-4.1.1/REFUSED as the client's error", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return nil, &answered{reply(q, dns.RcodeRefused, false)}
+		}, status: Secure},
+		{name: "RFC1035-4.1.1/NOTIMP (dnsmasq --no-ident) is no evidence", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return nil, &answered{reply(q, dns.RcodeNotImplemented, false)}
+		}, status: Secure},
+		{name: "RFC1035-4.1.1/NXDOMAIN is no list of servers", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return reply(q, dns.RcodeNameError, false), nil
+		}, status: Secure},
+		{name: "RFC1035-4.1.1/empty NOERROR is no list of servers", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return reply(q, 0, false), nil
+		}, status: Secure},
+		{name: "RFC1035-4.1.1/TXT of class IN or at another name is no answer", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			m := reply(q, 0, false, `servers.bind. 0 IN TXT "192.0.2.53#53 0 0"`)
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: "version.bind.", Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{"x"}})
+			return m, nil
+		}, status: Secure},
+		{name: "RFC5452-9.1/answer to another question", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			m := chaosTXT(q)
+			m.Question[0].Qclass = dns.ClassINET
+			return m, nil
+		}, status: Indeterminate, reason: "cannot check that 127.0.0.1:53 is not a forwarder: response for servers.bind. CH TXT ignored: question"},
+		{name: "RFC4035-4.9.3/no answer fails the probe", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return nil, &timeoutErr{}
+		}, status: Indeterminate, reason: "cannot check that 127.0.0.1:53 is not a forwarder: dns timeout asking 127.0.0.1:53"},
+		{name: "RFC4035-4.9.3/a network error fails the probe", chaos: func(q *dns.Msg) (*dns.Msg, error) {
+			return nil, errors.New("connection refused")
+		}, status: Indeterminate, reason: "is not a forwarder: dns exchange for servers.bind. CH TXT with 127.0.0.1:53: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTrustFixture(t)
+			f.answer = func(q *dns.Msg) *dns.Msg { return reply(q, 0, true, trustTLSA) }
+			var asked *dns.Msg
+			f.chaos = func(q *dns.Msg) (*dns.Msg, error) {
+				asked = q
+				return tc.chaos(q)
+			}
+			rt := f.trust(t, newClock().Now)
+			r := rt.Lookup(context.Background(), tlsaName, dns.TypeTLSA)
+			if r.Status != tc.status {
+				t.Fatalf("status %s, want %s: %v", r.Status, tc.status, r.Err)
+			}
+			if tc.reason != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.reason)) {
+				t.Fatalf("err %v, want it to contain %q", r.Err, tc.reason)
+			}
+			if asked == nil {
+				t.Fatal("servers.bind CH TXT was not asked")
+			}
+			if qq := asked.Question[0]; qq.Name != "servers.bind." || qq.Qclass != dns.ClassCHAOS || qq.Qtype != dns.TypeTXT || asked.RecursionDesired {
+				t.Fatalf("forwarder probe %v, want servers.bind. CH TXT without RD", asked.Question[0])
+			}
+			if n := f.queries.Load(); tc.status != Secure && n != 0 {
+				t.Fatalf("%d queries reached a resolver that failed the probe", n)
+			}
+			// The check is part of the probe: made once per ProbeInterval.
+			for range 3 {
+				rt.Lookup(context.Background(), tlsaName, dns.TypeTLSA)
+			}
+			if n, p := f.chaosProbes.Load(), f.probes.Load(); tc.status == Secure && (n != 1 || p != 1) {
+				t.Fatalf("%d forwarder checks and %d DNSKEY probes for 4 lookups, want 1 each", n, p)
+			}
+		})
+	}
 }
