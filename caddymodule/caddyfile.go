@@ -158,5 +158,94 @@ func (o *Options) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Transport)(nil)
+// UnmarshalCaddyfile sets up the dane_srv upstream source from Caddyfile
+// tokens. Syntax:
+//
+//	dynamic dane_srv [<_service._proto.name>] {
+//	    service   <service>
+//	    proto     tcp
+//	    name      <name>
+//	    refresh   <duration>
+//	    versions  ipv4|ipv6
+//	}
+//
+// It uses the DNSSEC engine of the reverse proxy's `transport dane`, so
+// there are no resolver options. The options of the standard `srv` source
+// that trust unvalidated DNS or stale data (resolvers, grace_period) are
+// not accepted.
+func (su *SRVUpstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume source name
+	if d.NextArg() {
+		su.Name = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("dane_srv option %q specified more than once", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "service", "proto", "name":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch opt {
+			case "service":
+				su.Service = v
+			case "proto":
+				su.Proto = v
+			case "name":
+				if su.Name != "" {
+					return d.Err("dane_srv name given twice (argument and option)")
+				}
+				su.Name = v
+			}
+		case "refresh":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("invalid refresh %q: want a positive duration", v)
+			}
+			su.Refresh = caddy.Duration(dur)
+		case "versions":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			su.Versions = new(reverseproxy.IPVersions)
+			yes := true
+			for _, a := range args {
+				switch a {
+				case "ipv4":
+					su.Versions.IPv4 = &yes
+				case "ipv6":
+					su.Versions.IPv6 = &yes
+				default:
+					return d.Errf("unsupported version %q: want ipv4 or ipv6", a)
+				}
+			}
+		case "resolvers", "grace_period", "dial_timeout", "dial_fallback_delay":
+			return d.Errf("dane_srv has no %s option: it validates through the dane transport's own resolvers and never uses data past its DNSSEC proof", opt)
+		default:
+			return d.Errf("unrecognized dane_srv option %q", opt)
+		}
+	}
+	if su.Name == "" {
+		return d.Err("dane_srv needs a name: _service._proto.name, or name with service")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Transport)(nil)
+	_ caddyfile.Unmarshaler = (*SRVUpstreams)(nil)
+)
