@@ -120,19 +120,25 @@ func (e *Env) StartCaddy(name string, s Site) (*Caddy, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := filepath.Join(e.Dir, name+".caddy.log")
+	return e.startCaddyConfig(cfg, s.Port)
+}
+
+// startCaddyConfig runs Caddy with the Caddyfile at cfg and waits until it
+// listens on port.
+func (e *Env) startCaddyConfig(cfg string, port int) (*Caddy, error) {
+	log := strings.TrimSuffix(cfg, ".Caddyfile") + ".caddy.log"
 	os.Remove(log)
 	p, err := startProcEnv(e.caddyEnv(), e.CaddyBin, log, "run", "--config", cfg, "--adapter", "caddyfile")
 	if err != nil {
 		return nil, err
 	}
-	c := &Caddy{p: p, Port: s.Port, Config: cfg, Log: log}
+	c := &Caddy{p: p, Port: port, Config: cfg, Log: log}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.Exited() {
 			return nil, fmt.Errorf("caddy exited at start: %v\n%s", p.err, p.Tail(30))
 		}
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
 			return c, nil
@@ -140,7 +146,7 @@ func (e *Env) StartCaddy(name string, s Site) (*Caddy, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Stop()
-	return nil, fmt.Errorf("caddy not listening on :%d after 20s\n%s", s.Port, p.Tail(30))
+	return nil, fmt.Errorf("caddy not listening on :%d after 20s\n%s", port, p.Tail(30))
 }
 
 // Stop ends Caddy.

@@ -38,6 +38,7 @@ type zoneSpec struct {
 	Name  string
 	Hosts []string
 	TLSA  []tlsaRR
+	Extra []string // more records, zone-file lines (SRV)
 
 	Sign     bool              // sign it and publish its DS in test.
 	Args     []string          // extra ldns-signzone options (NSEC3, validity)
@@ -73,6 +74,9 @@ func zoneText(z zoneSpec) string {
 	}
 	for _, r := range z.TLSA {
 		fmt.Fprintf(&b, "%s IN TLSA %s\n", r.Owner(), r.Data)
+	}
+	for _, l := range z.Extra {
+		b.WriteString(l + "\n")
 	}
 	return b.String()
 }

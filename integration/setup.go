@@ -43,6 +43,9 @@ type Env struct {
 	// Rollover keys: A and B are in the TLSA RRset, C is not.
 	RolloverA, RolloverB, RolloverC tls.Certificate
 
+	// Tenants is one upstream address for several names (tenants.go).
+	Tenants *TenantUpstream
+
 	CaddyBin   string
 	caddyBuilt chan struct{} // closed when the build has ended
 	caddyErr   error
@@ -133,6 +136,9 @@ func (e *Env) setup() error {
 		"good": "good.example.test", "ta": "ta.example.test", "rollover": "rollover.example.test",
 		"mismatch": "mismatch.example.test", "bogus": "svc.bogus.test", "expired": "svc.expired.test",
 		"unsigned": "svc.unsigned.test", "insecure": "svc.insecure.test",
+		// SRV targets (srv_test.go): srv-m presents a key its TLSA
+		// record does not hold.
+		"srv-a": "srv-a.example.test", "srv-b": "srv-b.example.test", "srv-m": "srv-m.example.test",
 	}
 	for name, host := range hosts {
 		u, err := listenUpstream(name, host)
@@ -142,7 +148,7 @@ func (e *Env) setup() error {
 		e.Up[name] = u
 	}
 	leaves := map[string]*pkikit.Leaf{}
-	for _, name := range []string{"good", "ta", "mismatch", "bogus", "expired", "unsigned", "insecure"} {
+	for _, name := range []string{"good", "ta", "mismatch", "bogus", "expired", "unsigned", "insecure", "srv-a", "srv-b", "srv-m"} {
 		if leaves[name], err = mk(hosts[name]); err != nil {
 			return err
 		}
@@ -158,25 +164,45 @@ func (e *Env) setup() error {
 	ee := func(name string, l *pkikit.Leaf) tlsaRR {
 		return tlsaRR{Host: hosts[name], Port: e.Up[name].Port, Data: l.TLSA311()}
 	}
+	tenantHosts, tenantTLSA, err := e.setupTenants(mk)
+	if err != nil {
+		return err
+	}
+	// SRV RRsets (RFC 2782 priority order), signed, unsigned and forged.
+	srv := func(owner string, prio int, target string) string {
+		return fmt.Sprintf("%s. IN SRV %d 0 %d %s.", owner, prio, e.Up[target].Port, hosts[target])
+	}
 	children := []zoneSpec{
 		{
 			Name:  zoneSecure,
-			Hosts: []string{hosts["good"], hosts["ta"], hosts["rollover"], hosts["mismatch"]},
-			TLSA: []tlsaRR{
+			Hosts: append([]string{hosts["good"], hosts["ta"], hosts["rollover"], hosts["mismatch"],
+				hosts["srv-a"], hosts["srv-b"], hosts["srv-m"]}, tenantHosts...),
+			TLSA: append([]tlsaRR{
 				ee("good", leaves["good"]),
 				{Host: hosts["ta"], Port: e.Up["ta"].Port, Data: "2 1 1 " + pkikit.SPKISHA256(inter.Cert)},
 				ee("rollover", rollA), ee("rollover", rollB),
 				ee("mismatch", leaves["mismatch"]), // the legitimate key, never served
+				ee("srv-a", leaves["srv-a"]), ee("srv-b", leaves["srv-b"]),
+				ee("srv-m", leaves["srv-m"]), // the legitimate key, never served
+			}, tenantTLSA...),
+			Extra: []string{
+				srv("_https._tcp.srv.example.test", 10, "srv-a"), srv("_https._tcp.srv.example.test", 20, "srv-b"),
+				srv("_https._tcp.srvfail.example.test", 10, "srv-m"), srv("_https._tcp.srvfail.example.test", 20, "srv-b"),
 			},
 			Sign: true, Args: append([]string{"-n", "-t", "0"}, validity()...),
 		},
 		{
 			Name: zoneBogus, Hosts: []string{hosts["bogus"]},
-			TLSA: []tlsaRR{ee("bogus", leaves["bogus"])},
-			Sign: true, Args: validity(),
+			TLSA:  []tlsaRR{ee("bogus", leaves["bogus"])},
+			Extra: []string{srv("_https._tcp.svc.bogus.test", 10, "srv-a")},
+			Sign:  true, Args: validity(),
 			// After signing, the record is changed to the attacker's key:
 			// a client that does not validate would accept the attacker.
-			Tamper: map[string]string{pkikit.SPKISHA256(leaves["bogus"].Cert): pkikit.SPKISHA256(attacker.Cert)},
+			// The SRV target is moved likewise: a forged SRV answer.
+			Tamper: map[string]string{
+				pkikit.SPKISHA256(leaves["bogus"].Cert): pkikit.SPKISHA256(attacker.Cert),
+				fmt.Sprintf("%d %s.", e.Up["srv-a"].Port, hosts["srv-a"]): fmt.Sprintf("%d %s.", e.Up["srv-m"].Port, hosts["srv-m"]),
+			},
 		},
 		{
 			Name: zoneExpired, Hosts: []string{hosts["expired"]},
@@ -191,6 +217,7 @@ func (e *Env) setup() error {
 		{
 			Name: zoneInsecure, Hosts: []string{hosts["insecure"]},
 			TLSA:     []tlsaRR{ee("insecure", leaves["insecure"])},
+			Extra:    []string{srv("_https._tcp.svc.insecure.test", 10, "srv-a")},
 			Insecure: true,
 		},
 	}
@@ -200,7 +227,7 @@ func (e *Env) setup() error {
 		switch name {
 		case "rollover":
 			u.Serve(e.RolloverA)
-		case "mismatch", "bogus":
+		case "mismatch", "bogus", "srv-m":
 			u.Serve(attacker.TLS())
 		default:
 			u.Serve(leaves[name].TLS())
@@ -233,6 +260,9 @@ func (e *Env) Close() {
 	}
 	for _, u := range e.Up {
 		u.Close()
+	}
+	if e.Tenants != nil {
+		e.Tenants.Close()
 	}
 	if e.Lab != nil {
 		e.Lab.Close()
