@@ -159,7 +159,7 @@ func anchorSets(rrs []dns.RR) (map[string]*anchorSet, error) {
 }
 
 // closestAnchorIn returns the deepest zone of anchors at or above name, or
-// "" (RFC 4035 §4.3: the closest trust anchor decides).
+// "" (RFC 4035 §4.3, RFC 6840 §5.10: the closest trust anchor decides).
 func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
 	for n := name; ; {
 		if anchors[n] != nil {
@@ -174,4 +174,22 @@ func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
 		}
 		n = n[i:]
 	}
+}
+
+// anchorForIn returns the trust anchor an RRset of type rrtype at name is
+// validated under: the closest anchor to the zone that holds it. That is
+// the closest anchor at or above name, except for DS: the DS RRset lives
+// in, and is signed by, the parent zone (RFC 4035 §5.2), so it is the
+// closest anchor at or above the parent, even when name itself is the
+// owner of an anchor (whose keys say nothing about the parent's data;
+// Unbound's val_qds_twoanc, val_qds_badanc). "" when there is none (the
+// root's DS has no parent).
+func anchorForIn(anchors map[string]*anchorSet, name string, rrtype uint16) string {
+	if rrtype == dns.TypeDS {
+		if name == "." {
+			return ""
+		}
+		return closestAnchorIn(anchors, parentName(name))
+	}
+	return closestAnchorIn(anchors, name)
 }
