@@ -289,3 +289,98 @@ func TestRedirectAboveAnchor(t *testing.T) {
 		},
 	})
 }
+
+// TestSignerAboveZoneCut: the signer of an RRSIG must be the zone that
+// contains the RRset (RFC 4035 §5.3.1). An ancestor's key is not enough
+// once the validator knows of a zone cut between that ancestor and the
+// RRset: below a cut proven signed (an authenticated DS RRset) the
+// ancestor's signature is Bogus; below a cut proven unsigned it proves
+// nothing, and the RRset is Insecure like everything else there. The cut
+// is known from the DS RRsets and zone keys the validator has cached
+// (here: from a lookup made first), so the common case, where the signer
+// is the zone, costs no query.
+func TestSignerAboveZoneCut(t *testing.T) {
+	const forged = "forged." + subZone
+	parentSigned := func(name string, rrtype string, rdata string) func(*tree) []dns.RR {
+		return func(tr *tree) []dns.RR {
+			rr := mustRR(name + " 300 IN " + rrtype + " " + rdata)
+			return []dns.RR{rr, forgeRRSIG(tr.zone, rr)}
+		}
+	}
+	txt := parentSigned(forged, "TXT", `"from the parent"`)
+	secureSub := hooks{beforeDelegate: withSub(false), afterSign: answerWith(forged, dns.TypeTXT, txt)}
+	runChainCases(t, []chainCase{
+		{
+			name:    "RFC4035-5.3.1/parent key below a secure cut proven by the chain of trust: Bogus",
+			anchors: anchorsOf(rootZone), hooks: secureSub,
+			before: []string{"www." + subZone + " A"},
+			qname:  forged, qtype: dns.TypeTXT, status: Bogus, ede: dns.ExtendedErrorCodeDNSBogus,
+			reason: "signer example.test. is not the zone that contains it: sub.example.test. is a zone cut",
+		},
+		{
+			name:    "RFC4035-5.3.1/parent key below a secure cut proven by a DS query: Bogus",
+			anchors: anchorsOf(rootZone), hooks: secureSub,
+			before: []string{subZone + " DS"},
+			qname:  forged, qtype: dns.TypeTXT, status: Bogus, ede: dns.ExtendedErrorCodeDNSBogus,
+			reason: "sub.example.test. is a zone cut",
+		},
+		{
+			name:    "RFC4035-5.3.1/grandparent key over a DS RRset below a proven cut: Bogus",
+			anchors: anchorsOf(rootZone),
+			hooks: hooks{beforeDelegate: withSub(false), afterSign: answerWith("x."+subZone, dns.TypeDS,
+				parentSigned("x."+subZone, "DS", "12345 13 2 "+strings.Repeat("ab", 32)))},
+			before: []string{"www." + subZone + " A"},
+			qname:  "x." + subZone, qtype: dns.TypeDS, status: Bogus, ede: dns.ExtendedErrorCodeDNSBogus,
+			reason: "sub.example.test. is a zone cut",
+		},
+		{
+			name:    "RFC4035-5.2/parent key below a cut proven unsigned: Insecure, never Secure",
+			anchors: anchorsOf(rootZone),
+			hooks:   hooks{beforeDelegate: withSub(true), afterSign: answerWith(forged, dns.TypeTXT, txt)},
+			before:  []string{"www." + subZone + " A"},
+			qname:   forged, qtype: dns.TypeTXT, status: Insecure,
+			reason: "below sub.example.test.",
+		},
+		{
+			name:    "RFC4035-5.3.1/the zone's own signature below the known cut stays Secure",
+			anchors: anchorsOf(rootZone), hooks: hooks{beforeDelegate: withSub(false)},
+			before: []string{subZone + " DS"},
+			qname:  "www." + subZone, qtype: dns.TypeA, status: Secure,
+			chain: []string{".", "test.", "example.test.", subZone},
+		},
+		{
+			name:    "RFC4035-5.3.1/the parent's own data beside the known cut stays Secure",
+			anchors: anchorsOf(rootZone), hooks: hooks{beforeDelegate: withSub(false)},
+			before: []string{"www." + subZone + " A"},
+			qname:  tlsaName, qtype: dns.TypeTLSA, status: Secure,
+		},
+		{
+			name:    "RFC4035-5.2/the DS RRset at the cut itself is the parent's: Secure",
+			anchors: anchorsOf(rootZone), hooks: hooks{beforeDelegate: withSub(false)},
+			before: []string{"www." + subZone + " A"},
+			qname:  subZone, qtype: dns.TypeDS, status: Secure,
+		},
+	})
+}
+
+// TestZoneCutCheckIsFree: knowing the cuts sends no query: a cold lookup
+// below a delegation costs what it did (DS and DNSKEY per zone, plus the
+// answer), and a lookup in the parent's zone afterwards only its answer.
+func TestZoneCutCheckIsFree(t *testing.T) {
+	tr := newTree(t, hooks{beforeDelegate: withSub(false)})
+	ex := countQueries(tr.srv)
+	v := newValidator(t, ex, dsAnchors(tr.root), newClock())
+	if r := v.Lookup(context.Background(), "www."+subZone, dns.TypeA); r.Status != Secure {
+		t.Fatal(r)
+	}
+	// DNSKEY ., DS+DNSKEY test., example.test., sub.example.test., A.
+	if n := ex.Total(); n != 8 {
+		t.Errorf("cold lookup made %d queries, want 8: %v", n, ex.byKey)
+	}
+	if r := v.Lookup(context.Background(), tlsaName, dns.TypeTLSA); r.Status != Secure {
+		t.Fatal(r)
+	}
+	if n := ex.Total(); n != 9 {
+		t.Errorf("lookup under cached keys made %d queries, want 1: %v", n-8, ex.byKey)
+	}
+}

@@ -27,7 +27,7 @@ type keyEntry struct {
 // zoneKeys returns the key entry for zone, from the cache or by building
 // it once for all concurrent callers.
 func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntry {
-	key := "k/" + zone
+	key := keysKey(zone)
 	for attempt := 0; ; attempt++ {
 		if val, _, ok := v.cached(key, w.renew); ok {
 			return val.(*keyEntry)

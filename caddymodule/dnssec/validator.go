@@ -146,7 +146,7 @@ func (v *Validator) lookupChain(ctx context.Context, name string, qtype uint16, 
 // flight, so that flights only ever wait on flights for ancestor zones
 // and cannot deadlock.
 func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint16, fresh bool) *Result {
-	key := "r/" + name + "/" + strconv.Itoa(int(qtype))
+	key := resultKey(name, qtype)
 	for attempt := 0; ; attempt++ {
 		if val, exp, ok := v.cached(key, w.renew); ok && !fresh {
 			r := *val.(*Result)
@@ -170,6 +170,14 @@ func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint
 		}
 	}
 }
+
+// resultKey is the cache key of the validated result for name/qtype.
+func resultKey(name string, qtype uint16) string {
+	return "r/" + name + "/" + strconv.Itoa(int(qtype))
+}
+
+// keysKey is the cache key of zone's key entry.
+func keysKey(zone string) string { return "k/" + zone }
 
 // ctxFailure reports whether err comes from a context ending: it says
 // nothing about the data and is neither cached nor shared.
@@ -310,6 +318,23 @@ func (v *Validator) validateWithSigner(ctx context.Context, w *work, r *Result, 
 		return finish(r)
 	case !isAncestorOrSelf(anchor, signer):
 		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "RRSIG %s signer %s is above the trust anchor %s", set, signer, anchor)
+		return finish(r)
+	}
+	// RFC 4035 §5.3.1: the signer is the zone that contains the RRset. An
+	// ancestor is only that zone when no zone cut lies between them; the
+	// cuts already proven (cached) are checked, which costs no query.
+	if cut := v.knownCut(signer, r.Name, r.Type); cut != nil {
+		r.Chain = cut.chain
+		if cut.status == Insecure {
+			r.Signer, r.TTL = cut.zone, cut.expires.Sub(v.now())
+			for _, rr := range sec.rrset {
+				r.TTL = min(r.TTL, time.Duration(rr.Header().Ttl)*time.Second)
+			}
+			r.Err = &InsecureError{RRset: set, Zone: cut.zone, EDE: cut.ede,
+				Reason: fmt.Sprintf("%s is below %s, proven insecure (%s); its RRSIG by %s, above that cut, proves nothing (RFC 4035 §5.3.1)", set, cut.zone, cut.reason, signer)}
+			return finish(r)
+		}
+		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "RRSIG %s signer %s is not the zone that contains it: %s is a zone cut between them (%s) (RFC 4035 §5.3.1)", set, signer, cut.zone, cut.reason)
 		return finish(r)
 	}
 	ke := v.zoneKeys(ctx, w, signer)
