@@ -15,7 +15,8 @@ import (
 // walk ends at the first cut the parent proves unsigned (NSEC/NSEC3 with
 // the NS bit and no DS, or an opt-out span), or at an unsupported
 // algorithm: below it everything is Insecure. If every cut on the way is
-// signed, unsigned data at the name is Bogus.
+// signed, unsigned data at the name is Bogus. Signed data names its zone,
+// and knownCut checks that claim against the cuts already proven.
 
 // provenInsecure returns an *InsecureError when a zone cut between anchor
 // and name is proven unsigned, nil when the chain of trust reaches name's
@@ -81,8 +82,8 @@ type zoneCut struct {
 // walk for unsigned data and each DS lookup leaves them), so the common
 // case, where the signer is the zone, sends nothing more. A cut it has
 // not met is not found: an ancestor's key holder can still forge data in
-// a child zone the validator has never looked at, as with Unbound and
-// BIND; once the child's DS is known, it cannot.
+// a child zone the validator has not looked at yet (Unbound and delv
+// accept such data always); once the child's DS is known, they cannot.
 func (v *Validator) knownCut(signer, name string, qtype uint16) *zoneCut {
 	n := name
 	if qtype == dns.TypeDS {
