@@ -174,7 +174,7 @@ func (e *Env) setup() error {
 	}
 	children := []zoneSpec{
 		{
-			Name:  zoneSecure,
+			Name: zoneSecure,
 			Hosts: append([]string{hosts["good"], hosts["ta"], hosts["rollover"], hosts["mismatch"],
 				hosts["srv-a"], hosts["srv-b"], hosts["srv-m"]}, tenantHosts...),
 			TLSA: append([]tlsaRR{
@@ -200,7 +200,7 @@ func (e *Env) setup() error {
 			// a client that does not validate would accept the attacker.
 			// The SRV target is moved likewise: a forged SRV answer.
 			Tamper: map[string]string{
-				pkikit.SPKISHA256(leaves["bogus"].Cert): pkikit.SPKISHA256(attacker.Cert),
+				pkikit.SPKISHA256(leaves["bogus"].Cert):                   pkikit.SPKISHA256(attacker.Cert),
 				fmt.Sprintf("%d %s.", e.Up["srv-a"].Port, hosts["srv-a"]): fmt.Sprintf("%d %s.", e.Up["srv-m"].Port, hosts["srv-m"]),
 			},
 		},

@@ -39,7 +39,9 @@ func RootAnchors() []dns.RR {
 // ldns-keygen .ds/.key files). origin completes relative names ("" means
 // the root). Any other record type, a DNSKEY without the Zone Key flag,
 // with a protocol other than 3 (RFC 4034 §2.1) or with the REVOKE flag
-// (RFC 5011 §2.1), or a class other than IN is an error naming its line.
+// (RFC 5011 §2.1), or a class other than IN is an error naming its line,
+// and so is a zone none of whose records has an algorithm and digest type
+// this validator supports (it could prove nothing; see anchorProblem).
 // $INCLUDE is refused.
 func ParseAnchors(r io.Reader, origin string) ([]dns.RR, error) {
 	text, err := io.ReadAll(io.LimitReader(r, maxAnchorFile+1))
@@ -85,6 +87,24 @@ func ParseAnchors(r io.Reader, origin string) ([]dns.RR, error) {
 	if len(out) == 0 {
 		return nil, errors.New("trust anchors: no DS or DNSKEY records")
 	}
+	// The rule New applies to each zone's anchors, with the line of the
+	// zone's first record.
+	sets, order, err := groupAnchors(out)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchors: %w", err)
+	}
+	for _, zone := range order {
+		if why := anchorProblem(sets[zone]); why != "" {
+			line := 0
+			for i, rr := range out {
+				if rr.Header().Name == zone && i < len(lines) {
+					line = lines[i]
+					break
+				}
+			}
+			return nil, fmt.Errorf("trust anchors line %d: %s: %s", line, zone, why)
+		}
+	}
 	return out, nil
 }
 
@@ -128,15 +148,34 @@ func recordLines(text []byte) []int {
 	return starts
 }
 
-// anchorSets groups trust anchors by zone, checking each (shared with New).
+// anchorSets groups trust anchors by zone, checking each (shared with New
+// and NewTrustResolver). A zone none of whose anchors has a supported
+// algorithm and digest type is refused (see anchorProblem).
 func anchorSets(rrs []dns.RR) (map[string]*anchorSet, error) {
+	out, order, err := groupAnchors(rrs)
+	if err != nil {
+		return nil, err
+	}
+	for _, zone := range order {
+		if why := anchorProblem(out[zone]); why != "" {
+			return nil, fmt.Errorf("dnssec: trust anchor %s: %s", zone, why)
+		}
+	}
+	return out, nil
+}
+
+// groupAnchors groups trust anchors by zone, in the order the zones first
+// appear, checking each record on its own.
+func groupAnchors(rrs []dns.RR) (map[string]*anchorSet, []string, error) {
 	out := make(map[string]*anchorSet)
+	var order []string
 	for _, rr := range rrs {
 		zone := dns.CanonicalName(rr.Header().Name)
 		a := out[zone]
 		if a == nil {
 			a = new(anchorSet)
 			out[zone] = a
+			order = append(order, zone)
 		}
 		switch rr := dns.Copy(rr).(type) {
 		case *dns.DS:
@@ -144,22 +183,39 @@ func anchorSets(rrs []dns.RR) (map[string]*anchorSet, error) {
 			a.ds = append(a.ds, rr)
 		case *dns.DNSKEY:
 			if why := zoneKeyUsable(rr); why != "" {
-				return nil, fmt.Errorf("dnssec: trust anchor %s DNSKEY %d: %s", zone, rr.KeyTag(), why)
+				return nil, nil, fmt.Errorf("dnssec: trust anchor %s DNSKEY %d: %s", zone, rr.KeyTag(), why)
 			}
 			rr.Hdr.Name = zone
 			a.keys = append(a.keys, rr)
 		default:
-			return nil, fmt.Errorf("dnssec: trust anchor %s is a %s record, want DS or DNSKEY", zone, dns.TypeToString[rr.Header().Rrtype])
+			return nil, nil, fmt.Errorf("dnssec: trust anchor %s is a %s record, want DS or DNSKEY", zone, dns.TypeToString[rr.Header().Rrtype])
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("dnssec: no trust anchors")
+		return nil, nil, errors.New("dnssec: no trust anchors")
 	}
-	return out, nil
+	return out, order, nil
+}
+
+// anchorProblem says why a zone's trust anchors can prove nothing ("" when
+// one of them can): none has an algorithm (and, for DS, a digest type)
+// this validator implements. At run time such an anchor would make its
+// zone Insecure (fetchKeys); a configured trust anchor that can never
+// prove anything is a mistake the operator should hear about when the
+// configuration is loaded (caddy validate), not a silent downgrade of
+// everything below it. One usable record is enough: an anchor set may
+// hold a new algorithm's key ahead of a rollover (RFC 6840 §5.11).
+func anchorProblem(a *anchorSet) string {
+	ds, keys, ede := usableAnchor(a)
+	if len(ds) > 0 || len(keys) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("no trust anchor record of this zone has a supported algorithm and digest type (%s), so it can prove nothing (%s unsupported; supported are algorithms 8, 10, 13, 14, 15 and DS digest types 1, 2, 4)",
+		anchorRecords(a), unsupportedWhat(ede))
 }
 
 // closestAnchorIn returns the deepest zone of anchors at or above name, or
-// "" (RFC 4035 §4.3: the closest trust anchor decides).
+// "" (RFC 4035 §4.3, RFC 6840 §5.10: the closest trust anchor decides).
 func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
 	for n := name; ; {
 		if anchors[n] != nil {
@@ -174,4 +230,22 @@ func closestAnchorIn(anchors map[string]*anchorSet, name string) string {
 		}
 		n = n[i:]
 	}
+}
+
+// anchorForIn returns the trust anchor an RRset of type rrtype at name is
+// validated under: the closest anchor to the zone that holds it. That is
+// the closest anchor at or above name, except for DS: the DS RRset lives
+// in, and is signed by, the parent zone (RFC 4035 §5.2), so it is the
+// closest anchor at or above the parent, even when name itself is the
+// owner of an anchor (whose keys say nothing about the parent's data;
+// Unbound's val_qds_twoanc, val_qds_badanc). "" when there is none (the
+// root's DS has no parent).
+func anchorForIn(anchors map[string]*anchorSet, name string, rrtype uint16) string {
+	if rrtype == dns.TypeDS {
+		if name == "." {
+			return ""
+		}
+		return closestAnchorIn(anchors, parentName(name))
+	}
+	return closestAnchorIn(anchors, name)
 }

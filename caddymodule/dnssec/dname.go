@@ -60,15 +60,19 @@ func synthesizeDNAME(name, owner, target string) (string, bool) {
 }
 
 // validateDNAME validates the DNAME RRset in sec, at a proper ancestor of
-// name, and returns the result for name/qtype. When the DNAME is Secure the
+// name, and returns the result for name/qtype. The DNAME is validated
+// under anchor, the trust anchor of the name asked (Validator.anchorFor),
+// not under the closest anchor of its own owner: a DNAME above that anchor
+// is Bogus, signed or not, for the anchor says the name asked is in a zone
+// only its keys can speak for (RFC 4035 §4.3). When the DNAME is Secure the
 // result is a validated CNAME hop: RRset holds the CNAME synthesized at
 // name, alias its target. Otherwise it carries the DNAME's status and the
 // reason naming the DNAME RRset, with the synthesized CNAME (when one can
 // be made) left unfollowed in RRset.
-func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qtype uint16, m *dns.Msg, sec section) *Result {
+func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qtype uint16, m *dns.Msg, sec section, anchor string) *Result {
 	owner := sec.rrset[0].Header().Name
 	set := rrsetName(owner, dns.TypeDNAME)
-	d := v.validateAnswer(ctx, w, owner, dns.TypeDNAME, m, sec)
+	d := v.validateAnswer(ctx, w, owner, dns.TypeDNAME, m, sec, anchor)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode, Signer: d.Signer, Chain: d.Chain,
 		TTL: d.TTL, Err: namingRRset(d.Err, set), Wildcard: d.Wildcard, RRset: d.RRset}
 	if d.Status == Secure && len(d.RRset) != 1 {

@@ -22,7 +22,8 @@
 // proofs of non-existence and hands them to nsec.go (RFC 4035 §5.4) or
 // nsec3.go (RFC 5155 §8, RFC 9276 limits), findkey.go walks down from the
 // trust anchor to find the zone cut above unsigned data (Insecure only
-// below a cut proven unsigned), cache.go bounds the work shared between
+// below a cut proven unsigned) and checks signers against the cuts
+// already proven, cache.go bounds the work shared between
 // lookups, and limits.go names the caps on one lookup (KeyTrap,
 // CVE-2023-50387; NSEC3 hashing, CVE-2023-50868).
 package dnssec

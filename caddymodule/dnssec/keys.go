@@ -27,7 +27,7 @@ type keyEntry struct {
 // zoneKeys returns the key entry for zone, from the cache or by building
 // it once for all concurrent callers.
 func (v *Validator) zoneKeys(ctx context.Context, w *work, zone string) *keyEntry {
-	key := "k/" + zone
+	key := keysKey(zone)
 	for attempt := 0; ; attempt++ {
 		if val, _, ok := v.cached(key, w.renew); ok {
 			return val.(*keyEntry)
@@ -77,9 +77,27 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 		ds         []*dns.DS
 		anchorKeys []*dns.DNSKEY
 	)
+	var usable []*dns.DS
+	var ede uint16
 	if a := v.anchors[zone]; a != nil {
 		step.Anchor = true
-		ds, anchorKeys = a.ds, a.keys
+		usable, anchorKeys, ede = usableAnchor(a)
+		if len(usable) == 0 && len(anchorKeys) == 0 {
+			// The same rule as for a DS RRset from the parent (below), for
+			// DS and DNSKEY anchors alike: no supported authentication
+			// path, so the zone is Insecure (RFC 4035 §5.2, RFC 6840
+			// §5.2; BIND does the same). The anchor is not dropped in
+			// favour of one above it (as Unbound does): that would let the
+			// parent's chain make Secure a zone the operator pinned to
+			// other keys (RFC 6840 §5.10: the closest anchor decides).
+			// New and ParseAnchors refuse such an anchor at configuration
+			// time; this is the rule should one be reached anyway.
+			err := &InsecureError{RRset: rrsetName(zone, dns.TypeDNSKEY), Zone: zone, EDE: ede,
+				Reason: fmt.Sprintf("no trust anchor for %s has a supported %s (%s)", zone, unsupportedWhat(ede), anchorRecords(a))}
+			ke := v.failKeys(zone, nil, err)
+			ke.reason, ke.insecureZone, ke.expires = err.Reason, zone, expires
+			return ke
+		}
 	} else {
 		dr := v.lookup(ctx, w, zone, dns.TypeDS, false)
 		parent = dr.Chain
@@ -106,24 +124,15 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 			ds = append(ds, rr.(*dns.DS))
 		}
 		expires = now.Add(dr.TTL)
-	}
-	usable, ede := usableDS(ds)
-	if len(usable) == 0 && len(anchorKeys) == 0 {
-		// RFC 4035 §5.2, RFC 6840 §5.2: a DS RRset with no supported
-		// algorithm and digest type makes the zone insecure.
-		var names []string
-		for _, d := range ds {
-			names = append(names, dsString(d))
+		if usable, ede = usableDS(ds); len(usable) == 0 {
+			// RFC 4035 §5.2, RFC 6840 §5.2: a DS RRset with no supported
+			// algorithm and digest type makes the zone insecure.
+			err := &InsecureError{RRset: rrsetName(zone, dns.TypeDS), Zone: zone, EDE: ede,
+				Reason: fmt.Sprintf("no DS for %s has a supported %s (%s)", zone, unsupportedWhat(ede), anchorRecords(&anchorSet{ds: ds}))}
+			ke := v.failKeys(zone, parent, err)
+			ke.reason, ke.insecureZone, ke.expires = err.Reason, zone, expires
+			return ke
 		}
-		what := "algorithm"
-		if ede == dns.ExtendedErrorCodeUnsupportedDSDigestType {
-			what = "digest type"
-		}
-		err := &InsecureError{RRset: rrsetName(zone, dns.TypeDS), Zone: zone, EDE: ede,
-			Reason: fmt.Sprintf("no DS for %s has a supported %s (DS %s)", zone, what, strings.Join(names, ", "))}
-		ke := v.failKeys(zone, parent, err)
-		ke.reason, ke.insecureZone, ke.expires = err.Reason, zone, expires
-		return ke
 	}
 	for _, d := range usable {
 		step.DS = append(step.DS, dsString(d))
@@ -189,6 +198,43 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 		chain:   append(append([]ZoneStep(nil), parent...), step),
 		expires: minTime(expires, now.Add(rrsetTTL(sec.rrset, sig, now))),
 	}
+}
+
+// usableAnchor returns the records of a trust anchor this validator can
+// use: the DS records usableDS keeps, and the DNSKEYs of a supported
+// algorithm. When there are none it also returns the EDE saying why.
+func usableAnchor(a *anchorSet) ([]*dns.DS, []*dns.DNSKEY, uint16) {
+	ds, ede := usableDS(a.ds)
+	var keys []*dns.DNSKEY
+	for _, k := range a.keys {
+		if algorithmSupported(k.Algorithm) {
+			keys = append(keys, k)
+		}
+	}
+	if len(ds) > 0 || len(keys) > 0 {
+		return ds, keys, 0
+	}
+	return nil, nil, ede
+}
+
+// anchorRecords names the records of a ("DS 12345/13/2, DNSKEY 2345/5").
+func anchorRecords(a *anchorSet) string {
+	var names []string
+	for _, d := range a.ds {
+		names = append(names, "DS "+dsString(d))
+	}
+	for _, k := range a.keys {
+		names = append(names, fmt.Sprintf("DNSKEY %d/%d", k.KeyTag(), k.Algorithm))
+	}
+	return strings.Join(names, ", ")
+}
+
+// unsupportedWhat names what an EDE from usableDS says is unsupported.
+func unsupportedWhat(ede uint16) string {
+	if ede == dns.ExtendedErrorCodeUnsupportedDSDigestType {
+		return "digest type"
+	}
+	return "algorithm"
 }
 
 func containsKey(list []*dns.DNSKEY, k *dns.DNSKEY) bool {

@@ -20,7 +20,7 @@ func algorithmSupported(alg uint8) bool {
 }
 
 // digestSupported reports whether DS digests of a type are checked: SHA-1
-// (1, only when no SHA-2 digest exists for the key, RFC 4509 §3), SHA-256
+// (1, only when the DS RRset holds no SHA-2 digest, RFC 4509 §3), SHA-256
 // (2) and SHA-384 (4) (RFC 8624 §3.3).
 func digestSupported(t uint8) bool {
 	return t == dns.SHA1 || t == dns.SHA256 || t == dns.SHA384
@@ -169,17 +169,19 @@ func keyMatches(a, k *dns.DNSKEY) bool {
 
 // usableDS returns the DS records this validator can use for a zone
 // (RFC 4035 §5.2, RFC 6840 §5.2): supported algorithm and digest type, and
-// SHA-1 only for a key that has no SHA-2 DS (RFC 4509 §3). When none is
-// usable it also returns the EDE explaining why: the zone is Insecure.
+// SHA-1 only when no DS of the RRset has a SHA-2 digest and a supported
+// algorithm. RFC 4509 §3 says to ignore SHA-1 DS records "if DS RRs with
+// SHA-256 digests are present in the DS RRset": the rule is per RRset, not
+// per key, so a SHA-1 DS for a key that has no SHA-2 DS of its own is
+// ignored too (otherwise one weak digest for a second key is all an
+// attacker needs). When none is usable it also returns the EDE explaining
+// why: the zone is Insecure.
 func usableDS(set []*dns.DS) ([]*dns.DS, uint16) {
-	type keyID struct {
-		tag uint16
-		alg uint8
-	}
-	sha2 := make(map[keyID]bool)
+	sha2 := false
 	for _, ds := range set {
 		if algorithmSupported(ds.Algorithm) && (ds.DigestType == dns.SHA256 || ds.DigestType == dns.SHA384) {
-			sha2[keyID{ds.KeyTag, ds.Algorithm}] = true
+			sha2 = true
+			break
 		}
 	}
 	var out []*dns.DS
@@ -189,7 +191,7 @@ func usableDS(set []*dns.DS) ([]*dns.DS, uint16) {
 			continue
 		}
 		algOK = true
-		if !digestSupported(ds.DigestType) || (ds.DigestType == dns.SHA1 && sha2[keyID{ds.KeyTag, ds.Algorithm}]) {
+		if !digestSupported(ds.DigestType) || (ds.DigestType == dns.SHA1 && sha2) {
 			continue
 		}
 		out = append(out, ds)

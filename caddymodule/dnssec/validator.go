@@ -80,8 +80,18 @@ func New(c Config) (*Validator, error) {
 }
 
 // closestAnchor returns the deepest zone with a trust anchor at or above
-// name, or "" (RFC 4035 §4.3: the closest trust anchor decides).
+// name, or "" (RFC 4035 §4.3, RFC 6840 §5.10: the closest trust anchor
+// decides).
 func (v *Validator) closestAnchor(name string) string { return closestAnchorIn(v.anchors, name) }
+
+// anchorFor returns the trust anchor that covers the question name/qtype
+// (see anchorForIn: for DS, the parent's). Every RRset that answers the
+// question, the CNAME or DNAME that redirects it included, is validated
+// under it, so no record outside its reach can decide the status of a name
+// it covers.
+func (v *Validator) anchorFor(name string, qtype uint16) string {
+	return anchorForIn(v.anchors, name, qtype)
+}
 
 // Lookup queries name/qtype and validates the answer. It follows CNAMEs
 // whose every hop validates, up to Limits.MaxCNAMEs. It never returns nil;
@@ -136,7 +146,7 @@ func (v *Validator) lookupChain(ctx context.Context, name string, qtype uint16, 
 // flight, so that flights only ever wait on flights for ancestor zones
 // and cannot deadlock.
 func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint16, fresh bool) *Result {
-	key := "r/" + name + "/" + strconv.Itoa(int(qtype))
+	key := resultKey(name, qtype)
 	for attempt := 0; ; attempt++ {
 		if val, exp, ok := v.cached(key, w.renew); ok && !fresh {
 			r := *val.(*Result)
@@ -160,6 +170,14 @@ func (v *Validator) lookup(ctx context.Context, w *work, name string, qtype uint
 		}
 	}
 }
+
+// resultKey is the cache key of the validated result for name/qtype.
+func resultKey(name string, qtype uint16) string {
+	return "r/" + name + "/" + strconv.Itoa(int(qtype))
+}
+
+// keysKey is the cache key of zone's key entry.
+func keysKey(zone string) string { return "k/" + zone }
 
 // ctxFailure reports whether err comes from a context ending: it says
 // nothing about the data and is neither cached nor shared.
@@ -200,11 +218,12 @@ func (v *Validator) resolve(ctx context.Context, w *work, name string, qtype uin
 		return finish(&Result{Name: name, Type: qtype, Err: ierr})
 	}
 	kind, sec := classify(m, name, qtype)
+	anchor := v.anchorFor(name, qtype)
 	switch kind {
 	case kindPositive:
-		return v.validateAnswer(ctx, w, name, qtype, m, sec)
+		return v.validateAnswer(ctx, w, name, qtype, m, sec, anchor)
 	case kindCNAME:
-		r := v.validateAnswer(ctx, w, name, dns.TypeCNAME, m, sec)
+		r := v.validateAnswer(ctx, w, name, dns.TypeCNAME, m, sec, anchor)
 		r.Type = qtype
 		if r.Status == Secure {
 			if len(r.RRset) != 1 {
@@ -215,7 +234,7 @@ func (v *Validator) resolve(ctx context.Context, w *work, name string, qtype uin
 		}
 		return r
 	case kindDNAME:
-		return v.validateDNAME(ctx, w, name, qtype, m, sec)
+		return v.validateDNAME(ctx, w, name, qtype, m, sec, anchor)
 	case kindNXDOMAIN, kindNODATA:
 		return v.validateDenial(ctx, w, name, qtype, kind, m)
 	}
@@ -225,14 +244,25 @@ func (v *Validator) resolve(ctx context.Context, w *work, name string, qtype uin
 }
 
 // validateAnswer authenticates the RRset of a positive answer (RFC 4035
-// §5.3): an RRSIG by a zone at or above the owner, at or below the closest
-// trust anchor, verified with that zone's authenticated DNSKEYs.
-func (v *Validator) validateAnswer(ctx context.Context, w *work, name string, qtype uint16, m *dns.Msg, sec section) *Result {
+// §5.3): an RRSIG by a zone at or above the owner, at or below anchor,
+// verified with that zone's authenticated DNSKEYs. anchor is the trust
+// anchor of the question the RRset answers (Validator.anchorFor), "" for
+// none; an RRset above it (a DNAME above the anchor of the name asked)
+// cannot be proven under it and is Bogus, whatever anchor covers the
+// RRset's own owner: a name below a configured anchor never takes its
+// status from a record above that anchor.
+func (v *Validator) validateAnswer(ctx context.Context, w *work, name string, qtype uint16, m *dns.Msg, sec section, anchor string) *Result {
 	set := rrsetName(name, qtype)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode, RRset: sec.rrset}
-	anchor := v.closestAnchor(name)
-	if anchor == "" {
+	switch {
+	case anchor == "" && qtype == dns.TypeDS && name != ".":
+		r.Err = indeterminatef(set, nil, "no trust anchor at or above %s, the parent zone that holds %s (RFC 4035 §5.2)", parentName(name), set)
+		return finish(r)
+	case anchor == "":
 		r.Err = indeterminatef(set, nil, "no trust anchor at or above %s", name)
+		return finish(r)
+	case !isAncestorOrSelf(anchor, name):
+		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "%s is above the trust anchor %s of the name asked: only that anchor's keys prove anything below it (RFC 4035 §4.3)", set, anchor)
 		return finish(r)
 	}
 	if len(sec.sigs) == 0 {
@@ -288,6 +318,23 @@ func (v *Validator) validateWithSigner(ctx context.Context, w *work, r *Result, 
 		return finish(r)
 	case !isAncestorOrSelf(anchor, signer):
 		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "RRSIG %s signer %s is above the trust anchor %s", set, signer, anchor)
+		return finish(r)
+	}
+	// RFC 4035 §5.3.1: the signer is the zone that contains the RRset. An
+	// ancestor is only that zone when no zone cut lies between them; the
+	// cuts already proven (cached) are checked, which costs no query.
+	if cut := v.knownCut(signer, r.Name, r.Type); cut != nil {
+		r.Chain = cut.chain
+		if cut.status == Insecure {
+			r.Signer, r.TTL = cut.zone, cut.expires.Sub(v.now())
+			for _, rr := range sec.rrset {
+				r.TTL = min(r.TTL, time.Duration(rr.Header().Ttl)*time.Second)
+			}
+			r.Err = &InsecureError{RRset: set, Zone: cut.zone, EDE: cut.ede,
+				Reason: fmt.Sprintf("%s is below %s, proven insecure (%s); its RRSIG by %s, above that cut, proves nothing (RFC 4035 §5.3.1)", set, cut.zone, cut.reason, signer)}
+			return finish(r)
+		}
+		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "RRSIG %s signer %s is not the zone that contains it: %s is a zone cut between them (%s) (RFC 4035 §5.3.1)", set, signer, cut.zone, cut.reason)
 		return finish(r)
 	}
 	ke := v.zoneKeys(ctx, w, signer)
