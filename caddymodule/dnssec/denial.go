@@ -22,12 +22,43 @@ type proof struct {
 	nsec  []*dns.NSEC
 	nsec3 []*dns.NSEC3
 	ttl   time.Duration // least lifetime of the RRsets authenticated
+	// expanded says which proof RRsets were wildcard-expanded and so are
+	// held under their wildcard owner, for the reason of a failed proof.
+	expanded []string
+}
+
+// explain adds to a Bogus proof failure which of its records were
+// wildcard expansions: the likely cause, and what a reader needs to see.
+func (p *proof) explain(err error) error {
+	b, ok := err.(*BogusError)
+	if !ok || p == nil || len(p.expanded) == 0 {
+		return err
+	}
+	return &BogusError{RRset: b.RRset, EDE: b.EDE,
+		Reason: fmt.Sprintf("%s (%s; RFC 4592 §4.7: such a record speaks only for its wildcard)", b.Reason, strings.Join(p.expanded, "; "))}
+}
+
+// wildcardOwner returns the owner name an RRSIG with the given labels
+// field was made over, for an RRset at name (RFC 4035 §5.3.2): name itself,
+// or "*." and the rightmost labels of name when the RRSIG has fewer labels
+// than name (the RRset was synthesized from that wildcard, §5.3.4).
+func wildcardOwner(name string, labels uint8) string {
+	l := dns.SplitDomainName(name)
+	switch {
+	case int(labels) >= len(l):
+		return name
+	case labels == 0:
+		return "*."
+	}
+	return "*." + strings.Join(l[len(l)-int(labels):], ".") + "."
 }
 
 // collectProof authenticates, with the zone's keys, every NSEC and NSEC3
 // RRset in the authority section that belongs to zone, and the zone's SOA
 // if present. Like Unbound, a proof RRset that fails to verify makes the
-// whole response Bogus; records of other zones are ignored.
+// whole response Bogus; records of other zones are ignored. A proof RRset
+// whose RRSIG shows wildcard expansion is kept under the wildcard's owner
+// name, the only name it speaks for (RFC 4592 §4.7).
 func (v *Validator) collectProof(w *work, m *dns.Msg, zone string, ke *keyEntry, set string, now time.Time) (*proof, error) {
 	type group struct {
 		owner string
@@ -71,7 +102,28 @@ func (v *Validator) collectProof(w *work, m *dns.Msg, zone string, ke *keyEntry,
 			return nil, err
 		}
 		p.ttl = min(p.ttl, rrsetTTL(sec.rrset, sig, now))
-		for _, rr := range sec.rrset {
+		rrset := sec.rrset
+		// An RRSIG with fewer labels than the owner shows that the RRset
+		// was synthesized from the wildcard *.<rightmost labels> (RFC 4035
+		// §5.3.4): for a query of type NSEC (or NSEC3) at any name the
+		// wildcard matches, a server answers the wildcard's NSEC under
+		// that name, validly signed (RFC 4592 §4.7, erratum 5119). The
+		// record then says what it says about the wildcard, not about
+		// the name it was put at: it is used under the owner that was
+		// signed, as Unbound does since CVE-2017-15105. An NSEC3 so held
+		// has no hashed owner name and proves nothing (RFC 5155 §8.2).
+		if signed := wildcardOwner(g.owner, sig.Labels); signed != g.owner {
+			if !dns.IsSubDomain(zone, signed) {
+				return nil, bogusf(set, dns.ExtendedErrorCodeDNSBogus, "denial of %s: %s is expanded from wildcard %s, outside zone %s", set, gset, signed, zone)
+			}
+			p.expanded = append(p.expanded, fmt.Sprintf("%s at %s is expanded from wildcard %s", dns.TypeToString[g.t], g.owner, signed))
+			rrset = make([]dns.RR, len(sec.rrset))
+			for i, rr := range sec.rrset {
+				rrset[i] = dns.Copy(rr)
+				rrset[i].Header().Name = signed
+			}
+		}
+		for _, rr := range rrset {
 			switch rr := rr.(type) {
 			case *dns.NSEC:
 				p.nsec = append(p.nsec, rr)
@@ -130,7 +182,7 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 	}
 	p, err := v.collectProof(w, m, zone, ke, set, now)
 	if err == nil {
-		err = v.proveDenial(w, p, name, qtype, kind, zone, set)
+		err = p.explain(v.proveDenial(w, p, name, qtype, kind, zone, set))
 	}
 	r.Err = err
 	if p != nil {
@@ -170,11 +222,7 @@ func (v *Validator) proveDenial(w *work, p *proof, name string, qtype uint16, ki
 // the same zone, that no closer name than the wildcard matched the query
 // (RFC 4035 §5.4, RFC 5155 §8.8). The wildcard owner is recorded.
 func (v *Validator) validateWildcard(w *work, r *Result, sig *dns.RRSIG, m *dns.Msg, ke *keyEntry) *Result {
-	labels := dns.SplitDomainName(r.Name)
-	r.Wildcard = "*." + strings.Join(labels[len(labels)-int(sig.Labels):], ".") + "."
-	if sig.Labels == 0 {
-		r.Wildcard = "*."
-	}
+	r.Wildcard = wildcardOwner(r.Name, sig.Labels)
 	set := rrsetName(r.Name, r.Type)
 	now := v.now()
 	p, err := v.collectProof(w, m, r.Signer, ke, set, now)
@@ -190,6 +238,7 @@ func (v *Validator) validateWildcard(w *work, r *Result, sig *dns.RRSIG, m *dns.
 		default:
 			err = bogusf(set, dns.ExtendedErrorCodeNSECMissing, "%s from %s: wildcard expansion without NSEC or NSEC3 proof", set, r.Wildcard)
 		}
+		err = p.explain(err)
 		r.TTL = min(r.TTL, p.ttl)
 	}
 	if err != nil {
