@@ -17,6 +17,12 @@ import (
 // they prove (Unbound's validate_nodata_response, validate_nameerror_response
 // and validate_positive_response).
 
+// maxNegativeTTL caps how long a denial without an SOA is cached
+// (Unbound's cache-max-negative-ttl default): with no SOA, the RFC 2308 §5
+// bound min(SOA TTL, MINIMUM) cannot be applied, and only the signed
+// NSEC/NSEC3 TTLs speak for the zone.
+const maxNegativeTTL = time.Hour
+
 // proof is the authenticated denial records of one response.
 type proof struct {
 	nsec  []*dns.NSEC
@@ -139,11 +145,13 @@ func (v *Validator) collectProof(w *work, m *dns.Msg, zone string, ke *keyEntry,
 }
 
 // validateDenial validates an NXDOMAIN or NODATA response. The zone is
-// taken from the SOA in the authority section (it must enclose the name,
-// and for DS be strictly above it, RFC 4035 §3.1.4.1). If the chain of
-// trust proves that zone insecure, so is the answer; otherwise the NSEC or
+// taken from the SOA in the authority section or, without one, from the
+// signer of the NSEC/NSEC3 records (denialZone). If the chain of trust
+// proves that zone insecure, so is the answer; otherwise the NSEC or
 // NSEC3 records signed by the zone must prove the denial (Secure, with an
-// empty RRset), or prove an unsigned delegation or opt-out span (Insecure).
+// empty RRset), or prove an unsigned delegation or opt-out span
+// (Insecure). A response naming no such zone is unsigned: Insecure below
+// a cut proven unsigned, Bogus otherwise (unsignedDenial).
 func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qtype uint16, kind responseKind, m *dns.Msg) *Result {
 	set := rrsetName(name, qtype)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode}
@@ -153,19 +161,9 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 		r.Err = indeterminatef(set, nil, "%s, and no trust anchor at or above %s", what, name)
 		return finish(r)
 	}
-	zone := ""
-	for _, rr := range m.Ns {
-		h := rr.Header()
-		if h.Rrtype == dns.TypeSOA && h.Class == dns.ClassINET {
-			owner := dns.CanonicalName(h.Name)
-			if isAncestorOrSelf(owner, name) && isAncestorOrSelf(anchor, owner) && !(qtype == dns.TypeDS && owner == name) {
-				zone = owner
-			}
-		}
-	}
+	zone, fromSOA := denialZone(m, name, qtype, anchor)
 	if zone == "" {
-		r.Err = indeterminatef(set, nil, "%s without an SOA for a zone enclosing %s", what, name)
-		return finish(r)
+		return v.unsignedDenial(ctx, w, r, what, anchor)
 	}
 	ke := v.zoneKeys(ctx, w, zone)
 	r.Chain, r.Signer = ke.chain, zone
@@ -187,10 +185,73 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 	r.Err = err
 	if p != nil {
 		r.TTL = min(p.ttl, ke.expires.Sub(now))
+		if !fromSOA {
+			r.TTL = min(r.TTL, maxNegativeTTL)
+		}
 	}
 	if err == nil {
 		r.Status = Secure
 		return r
+	}
+	return finish(r)
+}
+
+// denialZone returns the zone whose NSEC/NSEC3 records must prove a
+// denial of name/qtype. It must enclose name, lie at or below the closest
+// trust anchor (RFC 4035 §4.3) and, for DS, be strictly above name: the DS
+// RRset is the parent's (RFC 4035 §3.1.4.1, §5.2). The zone's SOA names
+// it (fromSOA). RFC 2308 §3 asks for that SOA but the proof does not need
+// it: without one, the zone is the signer of the NSEC/NSEC3 RRSIGs, as in
+// Unbound's val_find_signer, the deepest one when they differ, since the
+// deepest zone holding name is the one whose chain can speak for it. A
+// forged signer gains nothing: the records must verify with that zone's
+// keys, reached by the chain of trust, and a name that is no zone cut has
+// none (fetchKeys).
+func denialZone(m *dns.Msg, name string, qtype uint16, anchor string) (zone string, fromSOA bool) {
+	fits := func(z string) bool {
+		return isAncestorOrSelf(z, name) && isAncestorOrSelf(anchor, z) && !(qtype == dns.TypeDS && z == name)
+	}
+	for _, rr := range m.Ns {
+		h := rr.Header()
+		if h.Rrtype == dns.TypeSOA && h.Class == dns.ClassINET {
+			if owner := dns.CanonicalName(h.Name); fits(owner) {
+				zone = owner
+			}
+		}
+	}
+	if zone != "" {
+		return zone, true
+	}
+	for _, rr := range m.Ns {
+		sig, ok := rr.(*dns.RRSIG)
+		if !ok || sig.Hdr.Class != dns.ClassINET || (sig.TypeCovered != dns.TypeNSEC && sig.TypeCovered != dns.TypeNSEC3) {
+			continue
+		}
+		if signer := dns.CanonicalName(sig.SignerName); fits(signer) && (zone == "" || dns.CountLabel(signer) > dns.CountLabel(zone)) {
+			zone = signer
+		}
+	}
+	return zone, false
+}
+
+// unsignedDenial judges a negative response that names no zone to prove
+// it (no SOA, no signed NSEC/NSEC3 from an enclosing zone below the
+// anchor), as Unbound does an unsigned answer: Insecure only below a cut
+// the chain of trust proves unsigned, Bogus (EDE 10, RRSIGs missing)
+// where the chain reaches the name's zone securely.
+func (v *Validator) unsignedDenial(ctx context.Context, w *work, r *Result, what, anchor string) *Result {
+	set := rrsetName(r.Name, r.Type)
+	chain, ttl, err := v.provenInsecure(ctx, w, r.Name, r.Type, anchor)
+	r.Chain = chain
+	switch e := err.(type) {
+	case nil:
+		r.Err = bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "%s without an SOA or signed NSEC/NSEC3 of a zone enclosing %s at or below trust anchor %s", what, r.Name, anchor)
+	case *InsecureError:
+		ie := *e
+		ie.RRset = set
+		r.Err, r.Signer, r.TTL = &ie, ie.Zone, ttl
+	default:
+		r.Err = err
 	}
 	return finish(r)
 }
