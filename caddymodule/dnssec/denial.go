@@ -150,8 +150,9 @@ func (v *Validator) collectProof(w *work, m *dns.Msg, zone string, ke *keyEntry,
 // proves that zone insecure, so is the answer; otherwise the NSEC or
 // NSEC3 records signed by the zone must prove the denial (Secure, with an
 // empty RRset), or prove an unsigned delegation or opt-out span
-// (Insecure). A response naming no such zone is unsigned: Insecure below
-// a cut proven unsigned, Bogus otherwise (unsignedDenial).
+// (Insecure). A response naming no such zone, or a NODATA without any
+// NSEC or NSEC3 of its zone, is unsigned: Insecure below a cut proven
+// unsigned, Bogus otherwise (unsignedDenial).
 func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qtype uint16, kind responseKind, m *dns.Msg) *Result {
 	set := rrsetName(name, qtype)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode}
@@ -163,7 +164,8 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 	}
 	zone, fromSOA := denialZone(m, name, qtype, anchor)
 	if zone == "" {
-		return v.unsignedDenial(ctx, w, r, what, anchor)
+		return v.unsignedDenial(ctx, w, r, anchor, bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing,
+			"%s without an SOA or signed NSEC/NSEC3 of a zone enclosing %s at or below trust anchor %s", what, name, anchor))
 	}
 	ke := v.zoneKeys(ctx, w, zone)
 	r.Chain, r.Signer = ke.chain, zone
@@ -179,6 +181,18 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 		return finish(r)
 	}
 	p, err := v.collectProof(w, m, zone, ke, set, now)
+	if err == nil && kind == kindNODATA && len(p.nsec) == 0 && len(p.nsec3) == 0 {
+		// A NODATA without any NSEC or NSEC3 of the zone is as good as
+		// unsigned: a server holding a parent and its unsigned child may
+		// answer for a name of the child with the parent's signed SOA
+		// (Unbound's val_cnametoinsecure). Unbound, which takes the zone
+		// from the proof's signer, finds none and judges the response
+		// like unsigned data; so do we: Insecure if the chain of trust
+		// proves a cut above the name unsigned, Bogus otherwise. An
+		// NXDOMAIN without proof stays Bogus: it claims that the name,
+		// and so any cut below the zone on the way to it, does not exist.
+		return v.unsignedDenial(ctx, w, r, anchor, bogusf(set, dns.ExtendedErrorCodeNSECMissing, "%s from signed zone %s without NSEC or NSEC3", what, zone))
+	}
 	if err == nil {
 		err = p.explain(v.proveDenial(w, p, name, qtype, kind, zone, set))
 	}
@@ -234,21 +248,21 @@ func denialZone(m *dns.Msg, name string, qtype uint16, anchor string) (zone stri
 	return zone, false
 }
 
-// unsignedDenial judges a negative response that names no zone to prove
-// it (no SOA, no signed NSEC/NSEC3 from an enclosing zone below the
-// anchor), as Unbound does an unsigned answer: Insecure only below a cut
-// the chain of trust proves unsigned, Bogus (EDE 10, RRSIGs missing)
-// where the chain reaches the name's zone securely.
-func (v *Validator) unsignedDenial(ctx context.Context, w *work, r *Result, what, anchor string) *Result {
-	set := rrsetName(r.Name, r.Type)
+// unsignedDenial judges a negative response that carries no proof from a
+// zone that could speak for the name (no SOA and no signed NSEC/NSEC3 from
+// an enclosing zone below the anchor, or no NSEC/NSEC3 at all), as Unbound
+// does an unsigned answer: Insecure only below a cut the chain of trust
+// proves unsigned; ifSigned where the chain reaches the name's zone
+// securely, the error of the walk otherwise.
+func (v *Validator) unsignedDenial(ctx context.Context, w *work, r *Result, anchor string, ifSigned *BogusError) *Result {
 	chain, ttl, err := v.provenInsecure(ctx, w, r.Name, r.Type, anchor)
-	r.Chain = chain
+	r.Chain, r.Signer = chain, ""
 	switch e := err.(type) {
 	case nil:
-		r.Err = bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "%s without an SOA or signed NSEC/NSEC3 of a zone enclosing %s at or below trust anchor %s", what, r.Name, anchor)
+		r.Err = ifSigned
 	case *InsecureError:
 		ie := *e
-		ie.RRset = set
+		ie.RRset = ifSigned.RRset
 		r.Err, r.Signer, r.TTL = &ie, ie.Zone, ttl
 	default:
 		r.Err = err
@@ -283,6 +297,12 @@ func (v *Validator) proveDenial(w *work, p *proof, name string, qtype uint16, ki
 // the same zone, that no closer name than the wildcard matched the query
 // (RFC 4035 §5.4, RFC 5155 §8.8). The wildcard owner is recorded.
 func (v *Validator) validateWildcard(w *work, r *Result, sig *dns.RRSIG, m *dns.Msg, ke *keyEntry) *Result {
+	if wildcardOwner(r.Name, sig.Labels) == r.Name {
+		// The wildcard owner itself was asked for: the labels field does
+		// not count its "*" (RFC 4034 §3.1.3), nothing was expanded.
+		r.Status = Secure
+		return r
+	}
 	r.Wildcard = wildcardOwner(r.Name, sig.Labels)
 	set := rrsetName(r.Name, r.Type)
 	now := v.now()
