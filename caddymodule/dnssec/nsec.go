@@ -31,11 +31,16 @@ func delegationBits(bitmap []uint16) bool {
 // name < next in canonical order (RFC 4034 §6.1), the last NSEC of the zone
 // covering every name after its owner. An NSEC at a delegation point or a
 // DNAME does not speak for names below its owner (RFC 4035 §5.4, RFC 6672
-// §5.3.2): those belong to another zone or are synthesized.
+// §5.3.2): those belong to another zone or are synthesized. An NSEC whose
+// next name is below name shows that name exists, as an empty
+// non-terminal (RFC 4592 §2.2.2; Unbound's val_nsec_proves_name_error).
 func nsecCovers(n *dns.NSEC, name, zone string) bool {
 	owner := dns.CanonicalName(n.Hdr.Name)
 	next := dns.CanonicalName(n.NextDomain)
 	if !dns.IsSubDomain(zone, name) || !dns.IsSubDomain(zone, next) {
+		return false
+	}
+	if next != name && dns.IsSubDomain(name, next) {
 		return false
 	}
 	if owner != name && dns.IsSubDomain(owner, name) && (delegationBits(n.TypeBitMap) || hasType(n.TypeBitMap, dns.TypeDNAME)) {

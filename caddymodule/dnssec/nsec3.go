@@ -203,7 +203,8 @@ func (s *nsec3Set) nameError(qname string) error {
 // noData checks an NSEC3 NODATA proof (RFC 5155 §8.5–§8.7): an NSEC3
 // matching qname without qtype; for DS, a closest encloser whose next
 // closer span is opt-out (an unsigned delegation, §8.6); otherwise a
-// wildcard NODATA proof (§8.7).
+// wildcard NODATA proof (§8.7), or, without a wildcard, an opt-out next
+// closer span (Insecure, §9.2).
 func (s *nsec3Set) noData(qname string, qtype uint16) error {
 	m, err := s.match(qname)
 	if err != nil {
@@ -228,6 +229,13 @@ func (s *nsec3Set) noData(qname string, qtype uint16) error {
 		return err
 	}
 	if wm == nil {
+		// RFC 5155 §9.2 (Unbound's case 5): no NSEC3 for qname or the
+		// wildcard, but the next closer name lies in an opt-out span: an
+		// unsigned delegation there may hold qname (or qname is an empty
+		// non-terminal above opted-out delegations), so nothing is proven.
+		if ncRec.optOut() {
+			return s.optOutInsecure(nc, qname)
+		}
 		return bogusf(s.set, dns.ExtendedErrorCodeNSECMissing, "no NSEC3 proves that %s has no %s", qname, dns.TypeToString[qtype])
 	}
 	if err := bitmapNoData(wm.rr.TypeBitMap, "NSEC3", wc, qtype, s.zone, s.set); err != nil {
