@@ -157,7 +157,9 @@ func (v *Validator) validateDenial(ctx context.Context, w *work, name string, qt
 	set := rrsetName(name, qtype)
 	r := &Result{Name: name, Type: qtype, Rcode: m.Rcode}
 	what := fmt.Sprintf("no %s: %s", set, kind)
-	anchor := v.closestAnchor(name)
+	// A DS denial comes from the parent, as a DS RRset does (RFC 4035
+	// §5.2): judged under the anchor above it, even at an anchor's owner.
+	anchor := v.anchorFor(name, qtype)
 	if anchor == "" {
 		r.Err = indeterminatef(set, nil, "%s, and no trust anchor at or above %s", what, name)
 		return finish(r)

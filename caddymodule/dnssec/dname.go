@@ -80,6 +80,13 @@ func (v *Validator) validateDNAME(ctx context.Context, w *work, name string, qty
 		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "%d DNAME records at %s", len(d.RRset), owner)
 		return finish(r)
 	}
+	if d.Status == Secure && d.Wildcard != "" {
+		// RFC 4592 §4.4: a DNAME at a wildcard owner is not synthesized
+		// below it (Unbound refuses it too, val_dnamewc): a redirection
+		// valid for every name below *.X would move names that exist.
+		r.Err = bogusf(set, dns.ExtendedErrorCodeDNSBogus, "DNAME at %s synthesized from the wildcard %s: a wildcard DNAME redirects nothing (RFC 4592 §4.4)", owner, d.Wildcard)
+		return finish(r)
+	}
 	dname := d.RRset[0].(*dns.DNAME)
 	target, ok := synthesizeDNAME(name, owner, dname.Target)
 	if !ok {

@@ -387,7 +387,9 @@ func (t *TrustResolver) Lookup(ctx context.Context, name string, qtype uint16) *
 	}
 	name = dns.CanonicalName(name)
 	set := rrsetName(name, qtype)
-	anchor := closestAnchorIn(t.anchors, name)
+	// The resolver must validate with the anchor that covers the answer:
+	// for DS, the one above the parent (RFC 4035 §5.2).
+	anchor := anchorForIn(t.anchors, name, qtype)
 	if anchor == "" {
 		return finish(&Result{Name: name, Type: qtype, Err: indeterminatef(set, nil, "no trust anchor at or above %s", name)})
 	}
