@@ -79,11 +79,6 @@ func New(c Config) (*Validator, error) {
 	return v, nil
 }
 
-// closestAnchor returns the deepest zone with a trust anchor at or above
-// name, or "" (RFC 4035 §4.3, RFC 6840 §5.10: the closest trust anchor
-// decides).
-func (v *Validator) closestAnchor(name string) string { return closestAnchorIn(v.anchors, name) }
-
 // anchorFor returns the trust anchor that covers the question name/qtype
 // (see anchorForIn: for DS, the parent's). Every RRset that answers the
 // question, the CNAME or DNAME that redirects it included, is validated
