@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -125,5 +126,17 @@ func TestUnauthenticatedOrigins(t *testing.T) {
 	}
 	if got := sourceNames(json.RawMessage(`{"source":"multi","sources":[{"source":"a"},{"source":"multi","sources":[{"source":"srv"}]}]}`)); strings.Join(got, ",") != "a,srv" {
 		t.Errorf("sourceNames: %v", got)
+	}
+}
+
+// TestCaddyfileExampleValidates: the documented production config (with
+// its dane_srv site) loads, as `caddy validate` would.
+func TestCaddyfileExampleValidates(t *testing.T) {
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(t, string(b)); err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
 	}
 }
