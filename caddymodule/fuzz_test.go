@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -51,6 +53,50 @@ func FuzzCaddyfile(f *testing.F) {
 		}
 		if _, err := json.Marshal(tr); err != nil {
 			t.Fatalf("accepted config does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzDaneSRVCaddyfile feeds arbitrary text as the body of
+// `dynamic dane_srv { }`. It must never panic; an accepted config must
+// encode, never carry a negative refresh, and its owner name, when it has
+// no placeholder, is either a checked _service._tcp.name or refused by
+// Validate.
+func FuzzDaneSRVCaddyfile(f *testing.F) {
+	for _, seed := range []string{
+		"service https\nname svc.example.test",
+		"name _https._tcp.svc.example.test\nrefresh 30s\nversions ipv4 ipv6",
+		"proto udp\nservice x\nname y.example",
+		"resolvers 1.1.1.1",
+		"versions\n",
+		"refresh -1s",
+		"name {http.request.host}\nservice https",
+		"service a.b\nname c",
+		"name _x._tcp.",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		tokens, err := caddyfile.Tokenize([]byte("dane_srv {\n"+body+"\n}"), "Caddyfile")
+		if err != nil {
+			return
+		}
+		su := new(SRVUpstreams)
+		if err := su.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return
+		}
+		if su.Refresh < 0 {
+			t.Fatalf("accepted a negative refresh from %q", body)
+		}
+		if _, err := json.Marshal(su); err != nil {
+			t.Fatalf("accepted config does not encode: %v", err)
+		}
+		if strings.Contains(su.Service+su.Proto+su.Name, "{") {
+			return
+		}
+		owner, err := su.owner(caddy.NewReplacer())
+		if err == nil && (!strings.HasPrefix(owner, "_") || !strings.Contains(owner, "._tcp.") || !strings.HasSuffix(owner, ".")) {
+			t.Fatalf("owner %q from %q", owner, body)
 		}
 	})
 }

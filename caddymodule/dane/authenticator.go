@@ -100,8 +100,12 @@ func Owner(host string, port int) string {
 	return "_" + strconv.Itoa(port) + "._tcp." + dns.CanonicalName(host)
 }
 
-// ValidateName checks that host can be a TLSA base domain: a syntactically
-// valid DNS name, not an IP literal.
+// ValidateName checks that host can be a TLSA base domain: a host name of
+// letters, digits, hyphens and underscores (RFC 952/1123 with RFC 8552's
+// underscore labels; IDNs as A-labels), not an IP literal. Anything else
+// (a Host header with raw bytes, say) is refused rather than mapped: case
+// folding of non-ASCII bytes would let two different names share one
+// TLSA base domain.
 func ValidateName(host string) error {
 	if host == "" {
 		return fmt.Errorf("empty host name")
@@ -109,7 +113,13 @@ func ValidateName(host string) error {
 	if net.ParseIP(strings.Trim(host, "[]")) != nil {
 		return fmt.Errorf("%q is an IP address, not a DNS name", host)
 	}
-	if _, ok := dns.IsDomainName(host); !ok {
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%q is not a host name: byte %q at %d (IDNs must be written as A-labels)", host, c, i)
+		}
+	}
+	if _, ok := dns.IsDomainName(host); !ok || strings.Contains(strings.TrimSuffix(host, "."), "..") || strings.HasPrefix(host, ".") {
 		return fmt.Errorf("%q is not a valid DNS name", host)
 	}
 	return nil
