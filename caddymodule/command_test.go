@@ -129,7 +129,15 @@ func serveTLS(t *testing.T, p *pki) int {
 // returns the server's address and a trust anchor file with the zone's DS.
 func signedZone(t *testing.T, records ...string) (*zonekit.Zone, string, string) {
 	t.Helper()
-	z := zonekit.NewZone("example.test.")
+	return serveZone(t, "example.test.", records...)
+}
+
+// serveZone signs a zone of records at origin, serves it on loopback and
+// writes its DS to a trust anchor file: the zone, the server's address and
+// the anchor file's path.
+func serveZone(t *testing.T, origin string, records ...string) (*zonekit.Zone, string, string) {
+	t.Helper()
+	z := zonekit.NewZone(origin)
 	z.MustAdd(records...)
 	now := time.Now()
 	if err := z.Sign(now.Add(-time.Hour), now.Add(24*time.Hour)); err != nil {

@@ -8,19 +8,15 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
-	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // tenantUpstream is one TLS server on one IP:port standing for several
@@ -82,28 +78,15 @@ func (u *tenantUpstream) requests() []tenantRequest {
 // tenantZone signs t.test. with a 3 1 1 record per tenant at port.
 func tenantZone(t *testing.T, port int, keys map[string]*pkikit.Leaf) (string, string) {
 	t.Helper()
-	z := zonekit.NewZone("t.test.")
+	var recs []string
 	for name, l := range keys {
-		z.MustAdd(fmt.Sprintf("_%d._tcp.%s. 300 IN TLSA %s", port, name, l.TLSA311()))
+		recs = append(recs, fmt.Sprintf("_%d._tcp.%s. 300 IN TLSA %s", port, name, l.TLSA311()))
 	}
-	now := time.Now()
-	if err := z.Sign(now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	srv := zonekit.NewServer(z)
-	addr, err := srv.ListenAndServe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	anchors := filepath.Join(t.TempDir(), "anchors.ds")
-	if err := os.WriteFile(anchors, []byte(z.DS()[0].String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, addr, anchors := serveZone(t, "t.test.", recs...)
 	return addr, anchors
 }
 
-// tenantRequest sends one request for tenant through tr to the upstream
+// sendAs sends one request for tenant through tr to the upstream
 // at u's IP address, as the reverse proxy does: dial info in the context,
 // and the replacer that the placeholders read.
 func sendAs(t *testing.T, tr *Transport, u *tenantUpstream, tenant string) (int, error) {

@@ -10,10 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +20,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
-	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 // kaUpstream is a TLS server that records, for every request, how old the
@@ -90,26 +86,7 @@ func startKAUpstream(t *testing.T, h2 bool) (*kaUpstream, []byte) {
 // returns the resolver address and a trust anchor file.
 func kaZone(t *testing.T, port int, spki []byte, ttl int) (string, string) {
 	t.Helper()
-	z := zonekit.NewZone("ka.test.")
-	z.MustAdd(fmt.Sprintf("_%d._tcp.svc.ka.test. %d IN TLSA 3 1 1 %s", port, ttl, hex.EncodeToString(spki)))
-	now := time.Now()
-	if err := z.Sign(now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	srv := zonekit.NewServer(z)
-	addr, err := srv.ListenAndServe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	var ds strings.Builder
-	for _, d := range z.DS() {
-		ds.WriteString(d.String() + "\n")
-	}
-	anchors := filepath.Join(t.TempDir(), "anchors.ds")
-	if err := os.WriteFile(anchors, []byte(ds.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, addr, anchors := serveZone(t, "ka.test.", fmt.Sprintf("_%d._tcp.svc.ka.test. %d IN TLSA 3 1 1 %s", port, ttl, hex.EncodeToString(spki)))
 	return addr, anchors
 }
 

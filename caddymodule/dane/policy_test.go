@@ -17,12 +17,21 @@ import (
 // unsigned zone plain.test. below it.
 func policyTree(t *testing.T, records ...string) (*Authenticator, *zonekit.Zone) {
 	t.Helper()
+	return zoneTree(t, nil, records, []string{"www IN A 192.0.2.9",
+		"_443._tcp.www IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000"})
+}
+
+// zoneTree is test. (anchor) with example.test. signed (records) and
+// plain.test. unsigned (unsigned) below it; tamper, when set, changes the
+// server's answers.
+func zoneTree(t *testing.T, tamper func(q, r *dns.Msg), records, unsigned []string) (*Authenticator, *zonekit.Zone) {
+	t.Helper()
 	tld := zonekit.NewZone("test.")
 	z := zonekit.NewZone("example.test.")
 	z.MustAdd(records...)
 	plain := zonekit.NewZone("plain.test.")
 	plain.SetUnsigned(true)
-	plain.MustAdd("www IN A 192.0.2.9", "_443._tcp.www IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000")
+	plain.MustAdd(unsigned...)
 	for _, c := range []*zonekit.Zone{z, plain} {
 		if err := zonekit.Delegate(tld, c); err != nil {
 			t.Fatal(err)
@@ -33,11 +42,13 @@ func policyTree(t *testing.T, records ...string) (*Authenticator, *zonekit.Zone)
 			t.Fatal(err)
 		}
 	}
+	srv := zonekit.NewServer(tld, z, plain)
+	srv.Tamper = tamper
 	var anchors []dns.RR
 	for _, ds := range tld.DS() {
 		anchors = append(anchors, ds)
 	}
-	v, err := dnssec.New(dnssec.Config{Exchanger: zonekit.NewServer(tld, z, plain), Anchors: anchors, Now: func() time.Time { return now }})
+	v, err := dnssec.New(dnssec.Config{Exchanger: srv, Anchors: anchors, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

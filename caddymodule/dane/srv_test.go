@@ -12,42 +12,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
-	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
 var both = Families{IPv4: true, IPv6: true}
 
-// srvTree is test. (anchor) with example.test. signed and plain.test.
-// unsigned below it; tamper, when set, changes example.test.'s answers.
+// srvTree is zoneTree without the zone.
 func srvTree(t *testing.T, tamper func(q, r *dns.Msg), signed, unsigned []string) *Authenticator {
 	t.Helper()
-	tld := zonekit.NewZone("test.")
-	z := zonekit.NewZone("example.test.")
-	z.MustAdd(signed...)
-	plain := zonekit.NewZone("plain.test.")
-	plain.SetUnsigned(true)
-	plain.MustAdd(unsigned...)
-	for _, c := range []*zonekit.Zone{z, plain} {
-		if err := zonekit.Delegate(tld, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, zz := range []*zonekit.Zone{tld, z, plain} {
-		if err := zz.Sign(now.Add(-24*time.Hour), now.Add(24*time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := zonekit.NewServer(tld, z, plain)
-	srv.Tamper = tamper
-	var anchors []dns.RR
-	for _, ds := range tld.DS() {
-		anchors = append(anchors, ds)
-	}
-	v, err := dnssec.New(dnssec.Config{Exchanger: srv, Anchors: anchors, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Authenticator{Prover: v, Now: func() time.Time { return now }}
+	a, _ := zoneTree(t, tamper, signed, unsigned)
+	return a
 }
 
 // TestResolveSRV: RFC 7673 §3.1 (the SRV RRset) and §3.2 (the targets'
