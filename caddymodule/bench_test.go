@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +146,29 @@ func BenchmarkUpstreamHandshake(b *testing.B) {
 			dial()
 		}
 	})
+}
+
+// BenchmarkBind is what binding a request to its identity costs on every
+// request (keep-alive path included): the target, its identity and pool
+// key, and the request copy that carries them. Static name, and a name
+// from a placeholder.
+func BenchmarkBind(b *testing.B) {
+	for _, name := range []string{"api.bench.test", "{tenant}"} {
+		b.Run(strings.Trim(name, "{}"), func(b *testing.B) {
+			tr := new(Transport)
+			benchProvision(b, `{"dane":{"resolvers":["127.0.0.1:53"],"name":"`+name+`"}}`, tr)
+			repl := caddy.NewReplacer()
+			repl.Set("tenant", "a.bench.test")
+			di := reverseproxy.DialInfo{Network: "tcp", Address: "192.0.2.1:443", Host: "192.0.2.1", Port: "443"}
+			ctx := context.WithValue(context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di), caddy.ReplacerCtxKey, repl)
+			req, _ := http.NewRequestWithContext(ctx, "GET", "https://192.0.2.1:443/", nil)
+			req.Host = "app.example"
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tr.bind(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -269,11 +269,14 @@ func (t *Transport) bind(req *http.Request) (*http.Request, error) {
 // identity, the dial address and the URL host Caddy chose, so that
 // connections are shared exactly when all of them are equal.
 func poolHost(id dane.Identity, di reverseproxy.DialInfo, urlHost string, h1Only bool) string {
-	h := sha256.New()
-	for _, f := range []string{id.Key(), di.Network, di.Address, urlHost, strconv.FormatBool(h1Only)} {
-		h.Write([]byte(strconv.Itoa(len(f)) + ":" + f))
+	var buf [512]byte
+	b := id.AppendFields(buf[:0])
+	for _, f := range []string{di.Network, di.Address, urlHost, strconv.FormatBool(h1Only)} {
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(append(b, ':'), f...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16]) + poolDomain
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]) + poolDomain
 }
 
 // targetOf is the DANE target of an upstream: an endpoint of a validated
@@ -340,7 +343,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	}
 	set := v.Set
 	if set.PKIX {
-		t.logger.Info("dane: no DANE for upstream, authenticated with PKIX (on_no_tlsa pkix)",
+		t.logger.Info("dane: no TLSA for upstream, authenticating with PKIX (on_no_tlsa pkix)",
 			zap.String("upstream", b.di.String()), zap.String("tlsa_owner", set.Owner), zap.Strings("names", v.Identity.Names),
 			zap.String("dnssec", set.Result.Status.String()), zap.String("rcode", dns.RcodeToString[set.Result.Rcode]))
 	}

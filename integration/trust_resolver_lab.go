@@ -134,13 +134,21 @@ type dnsRewriter struct {
 }
 
 func startDNSRewriter(to string, rewrite func(q, r *dns.Msg) *dns.Msg) (*dnsRewriter, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// The same port for UDP and TCP: a free UDP port may be taken for TCP
+	// (an ephemeral port of some connection), so try a few.
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		return nil, err
 	}
 	d := &dnsRewriter{Addr: pc.LocalAddr().String(), to: to, rewrite: rewrite}
