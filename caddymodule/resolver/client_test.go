@@ -221,7 +221,7 @@ func TestExchange(t *testing.T) {
 			},
 		},
 		{
-			name:    "truncated answer, TCP refused, next server",
+			name:    "RFC 7766 §5 truncated answer, TCP refused, next server",
 			servers: []srv{{udp: truncated}, {udp: answerA}},
 		},
 		{
@@ -244,11 +244,11 @@ func TestExchange(t *testing.T) {
 			isTimeout: true,
 		},
 		{
-			name:    "SERVFAIL, then the next server answers",
+			name:    "RFC 1035 §4.1.1 SERVFAIL, then the next server answers",
 			servers: []srv{{udp: rcode(dns.RcodeServerFailure)}, {udp: answerA}},
 		},
 		{
-			name:    "REFUSED, then the next server answers",
+			name:    "RFC 1035 §4.1.1 REFUSED, then the next server answers",
 			servers: []srv{{udp: rcode(dns.RcodeRefused)}, {udp: answerA}},
 		},
 		{
@@ -274,7 +274,7 @@ func TestExchange(t *testing.T) {
 			},
 		},
 		{
-			name:    "NXDOMAIN is an answer, not a failure",
+			name:    "RFC 1035 §4.1.1 NXDOMAIN is an answer, not a failure",
 			servers: []srv{{udp: rcode(dns.RcodeNameError)}, {udp: answerA}},
 			check: func(t *testing.T, s []*testServer, _ error, _ time.Duration) {
 				if s[1].udpHits.Load() != 0 {
@@ -318,7 +318,7 @@ func TestExchange(t *testing.T) {
 			servers: []srv{{udp: then(wrongType, answerA)}},
 		},
 		{
-			name:    "QR bit clear ignored",
+			name:    "RFC 1035 §4.1.1 QR bit clear ignored",
 			servers: []srv{{udp: then(notResponse, answerA)}},
 		},
 		{
@@ -326,11 +326,11 @@ func TestExchange(t *testing.T) {
 			servers: []srv{{udp: then(garbage, answerA)}},
 		},
 		{
-			name:    "RFC 4343 question name compared case-insensitively",
+			name:    "RFC 4343 §2 question name compared case-insensitively",
 			servers: []srv{{udp: upperCaseQuestion}},
 		},
 		{
-			name:      "only wrong IDs: timeout that says so",
+			name:      "RFC 5452 §9.1 only wrong IDs: timeout that says so",
 			servers:   []srv{{udp: then(wrongID, nil)}},
 			timeout:   50 * time.Millisecond,
 			attempts:  1,
@@ -338,7 +338,7 @@ func TestExchange(t *testing.T) {
 			wantErr:   "(1 try; ignored 1 response, last: wrong ID",
 		},
 		{
-			name:      "wrong question over TCP is an error",
+			name:      "RFC 5452 §9.1 wrong question over TCP is an error",
 			servers:   []srv{{udp: truncated, tcp: func(w dns.ResponseWriter, r *dns.Msg) { w.Write(wrongQuestion(r)) }}},
 			attempts:  1,
 			wantErr:   "over tcp: answer does not match the query: wrong question attacker.example.",

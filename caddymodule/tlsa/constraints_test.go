@@ -46,7 +46,7 @@ type pathCase struct {
 // length and critical extension cases (purpose_test.go), then the name
 // constraint cases (nameconstraints_test.go), then one that combines them.
 func pathCases() []pathCase {
-	cs := []pathCase{{name: "baseline", ok: true}}
+	cs := []pathCase{{name: "RFC 7671 §5.2 baseline", ok: true}}
 	cs = append(cs, purposeCases()...)
 	cs = append(cs, nameConstraintCases()...)
 	return append(cs,

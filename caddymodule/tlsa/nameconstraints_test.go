@@ -44,54 +44,56 @@ func nameConstraintCases() []pathCase {
 
 	return []pathCase{
 		// Name constraints: DNS.
-		{name: "permitted example.com, leaf svc.example.com", inter: withPermittedDNS("example.com"), ok: true},
-		{name: "permitted example.com, leaf svc.other.com", inter: withPermittedDNS("example.com"), leaf: dns("svc.other.com"), name0: "svc.other.com",
+		{name: "RFC 5280 §4.2.1.10 permitted example.com, leaf svc.example.com", inter: withPermittedDNS("example.com"), ok: true},
+		{name: "RFC 5280 §4.2.1.10 permitted example.com, leaf svc.other.com", inter: withPermittedDNS("example.com"), leaf: dns("svc.other.com"), name0: "svc.other.com",
 			reason: `depth 0 (CN=svc.example.com) has DNS name "svc.other.com", outside the permitted name constraints (example.com) of the CA certificate at depth 1 (CN=Path Issuer CA)`},
-		{name: "permitted .example.com, leaf example.com", inter: withPermittedDNS(".example.com"), leaf: dns("example.com"), name0: "example.com", reason: "outside the permitted"},
-		{name: "permitted .example.com, leaf svc.example.com", inter: withPermittedDNS(".example.com"), ok: true},
-		{name: "permitted example.com, leaf notexample.com", inter: withPermittedDNS("example.com"), leaf: dns("notexample.com"), name0: "notexample.com", reason: "outside the permitted"},
-		{name: "permitted EXAMPLE.com, leaf svc.example.COM", inter: withPermittedDNS("EXAMPLE.com"), leaf: dns("svc.example.COM"), ok: true},
-		{name: "excluded bad.example.com, leaf x.bad.example.com", inter: withExcludedDNS("bad.example.com"), leaf: dns("x.bad.example.com"), name0: "x.bad.example.com",
+		{name: "RFC 5280 §4.2.1.10 permitted .example.com, leaf example.com", inter: withPermittedDNS(".example.com"), leaf: dns("example.com"), name0: "example.com", reason: "outside the permitted"},
+		{name: "RFC 5280 §4.2.1.10 permitted .example.com, leaf svc.example.com", inter: withPermittedDNS(".example.com"), ok: true},
+		{name: "RFC 5280 §4.2.1.10 permitted example.com, leaf notexample.com", inter: withPermittedDNS("example.com"), leaf: dns("notexample.com"), name0: "notexample.com", reason: "outside the permitted"},
+		{name: "RFC 5280 §4.2.1.10 permitted EXAMPLE.com, leaf svc.example.COM", inter: withPermittedDNS("EXAMPLE.com"), leaf: dns("svc.example.COM"), ok: true},
+		{name: "RFC 5280 §4.2.1.10 excluded bad.example.com, leaf x.bad.example.com", inter: withExcludedDNS("bad.example.com"), leaf: dns("x.bad.example.com"), name0: "x.bad.example.com",
 			reason: `DNS name "x.bad.example.com", within the excluded name constraint "bad.example.com"`},
-		{name: "excluded bad.example.com, leaf svc.example.com", inter: withExcludedDNS("bad.example.com"), ok: true},
-		{name: "second SAN outside permitted", inter: withPermittedDNS("example.com"), leaf: dns(testName, "svc.other.com"), reason: `"svc.other.com", outside`},
-		{name: "wildcard leaf under permitted", inter: withPermittedDNS("example.com"), leaf: dns("*.example.com"), ok: true},
-		{name: "intermediate SAN outside the root's constraint", root: withPermittedDNS("example.com"), inter: dns("ca.other.com"),
+		{name: "RFC 5280 §4.2.1.10 excluded bad.example.com, leaf svc.example.com", inter: withExcludedDNS("bad.example.com"), ok: true},
+		{name: "RFC 5280 §4.2.1.10 second SAN outside permitted", inter: withPermittedDNS("example.com"), leaf: dns(testName, "svc.other.com"), reason: `"svc.other.com", outside`},
+		{name: "RFC 5280 §4.2.1.10 wildcard leaf under permitted", inter: withPermittedDNS("example.com"), leaf: dns("*.example.com"), ok: true},
+		{name: "RFC 5280 §4.2.1.10 intermediate SAN outside the root's constraint", root: withPermittedDNS("example.com"), inter: dns("ca.other.com"),
 			reason: `depth 1 (CN=Path Issuer CA) has DNS name "ca.other.com", outside the permitted name constraints (example.com) of the CA certificate at depth 2`},
-		{name: "root permitted other.com, 2 1 1 presented", root: withPermittedDNS("other.com"), reason: "of the CA certificate at depth 2 (CN=Path Root CA)"},
-		{name: "root permitted other.com, 2 0 0", root: withPermittedDNS("other.com"), anchor: "200", reason: "of the CA certificate at depth 2 (CN=Path Root CA)"},
-		{name: "root permitted other.com, 2 1 0 bare key", root: withPermittedDNS("other.com"), anchor: "210", ok: true},
-		{name: "root permitted other.com above an intermediate anchor", root: withPermittedDNS("other.com"), anchor: "inter", ok: true},
+		{name: "RFC 5280 §4.2.1.10 root permitted other.com, 2 1 1 presented", root: withPermittedDNS("other.com"), reason: "of the CA certificate at depth 2 (CN=Path Root CA)"},
+		{name: "RFC 5280 §4.2.1.10 root permitted other.com, 2 0 0", root: withPermittedDNS("other.com"), anchor: "200", reason: "of the CA certificate at depth 2 (CN=Path Root CA)"},
+		{name: "RFC 5280 §4.2.1.10 root permitted other.com, 2 1 0 bare key", root: withPermittedDNS("other.com"), anchor: "210", ok: true},
+		{name: "RFC 5280 §4.2.1.10 root permitted other.com above an intermediate anchor", root: withPermittedDNS("other.com"), anchor: "inter", ok: true},
 
 		// Name constraints: IP addresses.
-		{name: "IP permitted 192.0.2.0/24", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("192.0.2.0/24")} }, leaf: withIP, ok: true},
-		{name: "IP permitted 198.51.100.0/24", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("198.51.100.0/24")} }, leaf: withIP,
+		{name: "RFC 5280 §4.2.1.10 IP permitted 192.0.2.0/24", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("192.0.2.0/24")} }, leaf: withIP, ok: true},
+		{name: "RFC 5280 §4.2.1.10 IP permitted 198.51.100.0/24", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("198.51.100.0/24")} }, leaf: withIP,
 			reason: "IP address 192.0.2.10, outside the permitted name constraints (198.51.100.0/24)"},
-		{name: "IP excluded 192.0.2.0/28", inter: func(c *x509.Certificate) { c.ExcludedIPRanges = []*net.IPNet{cidr("192.0.2.0/28")} }, leaf: withIP,
+		{name: "RFC 5280 §4.2.1.10 IP excluded 192.0.2.0/28", inter: func(c *x509.Certificate) { c.ExcludedIPRanges = []*net.IPNet{cidr("192.0.2.0/28")} }, leaf: withIP,
 			reason: "IP address 192.0.2.10, within the excluded name constraint 192.0.2.0/28"},
-		{name: "IPv4 name, only an IPv6 constraint", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("2001:db8::/32")} }, leaf: withIP,
+		{name: "RFC 5280 §4.2.1.10 IPv4 name, only an IPv6 constraint", inter: func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{cidr("2001:db8::/32")} }, leaf: withIP,
 			reason: "outside the permitted name constraints (2001:db8::/32)"},
-		{name: "IP name, only DNS constraints", inter: withPermittedDNS("example.com"), leaf: withIP, ok: true},
+		{name: "RFC 5280 §4.2.1.10 IP name, only DNS constraints", inter: withPermittedDNS("example.com"), leaf: withIP, ok: true},
 
 		// Name constraints: email and URI.
-		{name: "email permitted example.com", inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"example.com"} },
+		{name: "RFC 5280 §4.2.1.10 email permitted example.com", inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"example.com"} },
 			leaf: func(c *x509.Certificate) { c.EmailAddresses = []string{"ops@example.com"} }, ok: true},
-		{name: "email permitted other.com", inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"other.com"} },
+		{name: "RFC 5280 §4.2.1.10 email permitted other.com", inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"other.com"} },
 			leaf: func(c *x509.Certificate) { c.EmailAddresses = []string{"ops@example.com"} }, reason: `email address "ops@example.com", outside`},
-		{name: "URI permitted .example.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{".example.com"} },
+		{name: "RFC 5280 §4.2.1.10 URI permitted .example.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{".example.com"} },
 			leaf: func(c *x509.Certificate) {
 				c.URIs = []*url.URL{{Scheme: "https", Host: "svc.example.com:8443", Path: "/x"}}
 			}, ok: true},
-		{name: "URI permitted other.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{"other.com"} },
+		{name: "RFC 5280 §4.2.1.10 URI permitted other.com", inter: func(c *x509.Certificate) { c.PermittedURIDomains = []string{"other.com"} },
 			leaf: func(c *x509.Certificate) { c.URIs = []*url.URL{{Scheme: "https", Host: "svc.example.com", Path: "/x"}} }, reason: "outside the permitted"},
 
 		// Constraints this package does not evaluate.
-		{name: "directoryName constraint the leaf is outside", inter: rawNC(otherDirName), reason: "permitted directoryName name constraint, which this verifier does not evaluate"},
-		{name: "directoryName constraint the leaf is within", inter: rawNC(dirName), reason: "directoryName", diverge: true},
-		{name: "DNS subtree with a maximum", inter: rawNC(dnsWithMax), reason: "with a minimum or maximum"},
+		{name: "RFC 5280 §4.2.1.10 directoryName constraint the leaf is outside", inter: rawNC(otherDirName), reason: "permitted directoryName name constraint, which this verifier does not evaluate"},
+		{name: "RFC 5280 §4.2.1.10 directoryName constraint the leaf is within", inter: rawNC(dirName), reason: "directoryName", diverge: true},
+		{name: "RFC 5280 §4.2.1.10 DNS subtree with a maximum", inter: rawNC(dnsWithMax), reason: "with a minimum or maximum"},
 	}
 }
 
+// TestMatchDNSConstraint: the DNS and email name constraint matches of
+// RFC 5280 §4.2.1.10, with OpenSSL's leading-dot forms (nc_dns, nc_email).
 func TestMatchDNSConstraint(t *testing.T) {
 	for _, tc := range []struct {
 		name, base string
