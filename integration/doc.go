@@ -26,7 +26,8 @@
 //
 // NSD serves all six zones on 127.0.0.1:<port>. Unbound stubs each of
 // them, and ".", to NSD, so it never sends a packet off the machine; see
-// /work/shared/lab/PITFALLS.md for the configuration it needs.
+// ../shared/lab/PITFALLS.md (from the repository root) for the
+// configuration it needs.
 //
 // Each TLS upstream listens on its own 127.0.0.1 port; the ports are chosen
 // before the zones are written, since they are part of the TLSA owner name

@@ -42,8 +42,9 @@ type Client struct {
 	Attempts int
 }
 
-// Exchange sends q, unchanged except for a fresh random ID per try, and
-// returns the first acceptable answer, with its ID set back to q.Id.
+// Exchange sends q, unchanged except for a fresh random ID per try (never
+// q.Id, see withFreshID), and returns the first acceptable answer, with
+// its ID set back to q.Id.
 //
 // Each try is a UDP exchange, retried over TCP when the answer is
 // truncated (RFC 7766 §5). UDP datagrams that do not answer the question
@@ -217,8 +218,7 @@ func exchangeUDP(ctx context.Context, server string, wire []byte, q dns.Question
 		return nil, false, netError(server, "udp", err)
 	}
 
-	id := dns.Id()
-	msg := withID(wire, id)
+	msg, id := withFreshID(wire)
 	if _, err := conn.Write(msg); err != nil {
 		return nil, false, netError(server, "udp", err)
 	}
@@ -256,10 +256,10 @@ func exchangeTCP(ctx context.Context, server string, wire []byte, q dns.Question
 		return nil, netError(server, "tcp", err)
 	}
 
-	id := dns.Id()
+	msg, id := withFreshID(wire)
 	out := make([]byte, 2+len(wire))
 	binary.BigEndian.PutUint16(out, uint16(len(wire)))
-	copy(out[2:], withID(wire, id))
+	copy(out[2:], msg)
 	if _, err := conn.Write(out); err != nil {
 		return nil, netError(server, "tcp", err)
 	}
@@ -350,11 +350,21 @@ func netError(server, netw string, err error) error {
 	return &ServerError{Server: server, Net: netw, Rcode: -1, Err: err}
 }
 
-// withID returns a copy of the packed message with its ID replaced.
-func withID(wire []byte, id uint16) []byte {
+// withFreshID returns a copy of the packed query under a new ID, and that
+// ID. The ID comes from dns.Id (crypto/rand), as RFC 5452 §9.2 asks of
+// every outgoing query, and is never the caller's, the one in wire: that
+// one may be predictable (0 in a message built without SetQuestion, a
+// counter), and a draw equal to it is drawn again, so that nothing on the
+// wire is the caller's choice.
+func withFreshID(wire []byte) ([]byte, uint16) {
+	callers := binary.BigEndian.Uint16(wire)
+	id := dns.Id()
+	for id == callers {
+		id = dns.Id()
+	}
 	out := append([]byte(nil), wire...)
 	binary.BigEndian.PutUint16(out, id)
-	return out
+	return out, id
 }
 
 func questionString(q dns.Question) string {

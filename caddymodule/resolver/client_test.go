@@ -221,7 +221,7 @@ func TestExchange(t *testing.T) {
 			},
 		},
 		{
-			name:    "truncated answer, TCP refused, next server",
+			name:    "RFC 7766 §5 truncated answer, TCP refused, next server",
 			servers: []srv{{udp: truncated}, {udp: answerA}},
 		},
 		{
@@ -244,11 +244,11 @@ func TestExchange(t *testing.T) {
 			isTimeout: true,
 		},
 		{
-			name:    "SERVFAIL, then the next server answers",
+			name:    "RFC 1035 §4.1.1 SERVFAIL, then the next server answers",
 			servers: []srv{{udp: rcode(dns.RcodeServerFailure)}, {udp: answerA}},
 		},
 		{
-			name:    "REFUSED, then the next server answers",
+			name:    "RFC 1035 §4.1.1 REFUSED, then the next server answers",
 			servers: []srv{{udp: rcode(dns.RcodeRefused)}, {udp: answerA}},
 		},
 		{
@@ -274,7 +274,7 @@ func TestExchange(t *testing.T) {
 			},
 		},
 		{
-			name:    "NXDOMAIN is an answer, not a failure",
+			name:    "RFC 1035 §4.1.1 NXDOMAIN is an answer, not a failure",
 			servers: []srv{{udp: rcode(dns.RcodeNameError)}, {udp: answerA}},
 			check: func(t *testing.T, s []*testServer, _ error, _ time.Duration) {
 				if s[1].udpHits.Load() != 0 {
@@ -318,7 +318,7 @@ func TestExchange(t *testing.T) {
 			servers: []srv{{udp: then(wrongType, answerA)}},
 		},
 		{
-			name:    "QR bit clear ignored",
+			name:    "RFC 1035 §4.1.1 QR bit clear ignored",
 			servers: []srv{{udp: then(notResponse, answerA)}},
 		},
 		{
@@ -326,11 +326,11 @@ func TestExchange(t *testing.T) {
 			servers: []srv{{udp: then(garbage, answerA)}},
 		},
 		{
-			name:    "RFC 4343 question name compared case-insensitively",
+			name:    "RFC 4343 §2 question name compared case-insensitively",
 			servers: []srv{{udp: upperCaseQuestion}},
 		},
 		{
-			name:      "only wrong IDs: timeout that says so",
+			name:      "RFC 5452 §9.1 only wrong IDs: timeout that says so",
 			servers:   []srv{{udp: then(wrongID, nil)}},
 			timeout:   50 * time.Millisecond,
 			attempts:  1,
@@ -338,7 +338,7 @@ func TestExchange(t *testing.T) {
 			wantErr:   "(1 try; ignored 1 response, last: wrong ID",
 		},
 		{
-			name:      "wrong question over TCP is an error",
+			name:      "RFC 5452 §9.1 wrong question over TCP is an error",
 			servers:   []srv{{udp: truncated, tcp: func(w dns.ResponseWriter, r *dns.Msg) { w.Write(wrongQuestion(r)) }}},
 			attempts:  1,
 			wantErr:   "over tcp: answer does not match the query: wrong question attacker.example.",
@@ -467,6 +467,11 @@ func TestExchangeFreshIDs(t *testing.T) {
 	if len(ts.ids) != 4 || len(seen) < 3 || seen[q.Id] && len(seen) == 1 {
 		t.Errorf("IDs on the wire %v (query ID %d): want 4 tries with fresh IDs", ts.ids, q.Id)
 	}
+	// With the real source a draw equal to the caller's ID is rare: see
+	// TestExchangeIDNeverTheCallers for a source that forces it.
+	if seen[q.Id] {
+		t.Errorf("IDs on the wire %v: a try carries the caller's ID %d", ts.ids, q.Id)
+	}
 }
 
 // The DO and CD bits and the EDNS0 buffer size reach the server as built.
@@ -498,5 +503,75 @@ func TestExchangeBadInput(t *testing.T) {
 	c := &Client{Servers: []string{"127.0.0.1:53"}}
 	if _, err := c.Exchange(context.Background(), new(dns.Msg)); err == nil {
 		t.Error("no question: no error")
+	}
+}
+
+// The ID on the wire is drawn afresh for every try and is never the
+// caller's (RFC 5452 §9.2: an unpredictable ID for every outgoing query;
+// the caller's may be predictable, a fixed 0 or a counter). dns.Id is
+// replaced by a source that hands out the caller's ID twice in every three
+// draws, so that a draw which happens to equal it, a 1-in-65536 event with
+// the real source, happens on every try, twice in a row.
+func TestExchangeIDNeverTheCallers(t *testing.T) {
+	tests := []struct {
+		name     string
+		udp, tcp func(dns.ResponseWriter, *dns.Msg)
+		attempts int
+		wantErr  error // nil: an answer
+		wantTCP  int   // TCP queries the server must see
+	}{
+		{name: "RFC 5452 §9.2 every UDP try", udp: drop, attempts: 4, wantErr: ErrTimeout},
+		{name: "RFC 5452 §9.2 the TCP retry after a truncated UDP answer (RFC 7766 §5)", udp: truncated, tcp: answerA, attempts: 1, wantTCP: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := query()
+			var draws atomic.Int32
+			saved := dns.Id
+			dns.Id = func() uint16 {
+				n := draws.Add(1)
+				if n%3 != 0 {
+					return q.Id
+				}
+				return uint16(1000 + n)
+			}
+			t.Cleanup(func() { dns.Id = saved })
+
+			var tcpMu sync.Mutex
+			var tcpIDs []uint16
+			var tcp func(dns.ResponseWriter, *dns.Msg)
+			if tt.tcp != nil {
+				tcp = func(w dns.ResponseWriter, r *dns.Msg) {
+					tcpMu.Lock()
+					tcpIDs = append(tcpIDs, r.Id)
+					tcpMu.Unlock()
+					tt.tcp(w, r)
+				}
+			}
+			ts := startServer(t, tt.udp, tcp)
+			c := &Client{Servers: []string{ts.Addr}, Timeout: 50 * time.Millisecond, Attempts: tt.attempts}
+			resp, err := c.Exchange(context.Background(), q)
+			switch {
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("err = %v, want an answer", err)
+			case tt.wantErr == nil && resp.Id != q.Id:
+				t.Errorf("answer ID %d, want the caller's %d back", resp.Id, q.Id)
+			}
+			ts.mu.Lock()
+			udpIDs := append([]uint16(nil), ts.ids...)
+			ts.mu.Unlock()
+			tcpMu.Lock()
+			defer tcpMu.Unlock()
+			if len(udpIDs) != tt.attempts || len(tcpIDs) != tt.wantTCP {
+				t.Fatalf("%d UDP and %d TCP queries on the wire, want %d and %d", len(udpIDs), len(tcpIDs), tt.attempts, tt.wantTCP)
+			}
+			for i, id := range append(udpIDs, tcpIDs...) {
+				if id == q.Id {
+					t.Errorf("query %d on the wire carries the caller's ID %d (UDP %v, TCP %v)", i+1, q.Id, udpIDs, tcpIDs)
+				}
+			}
+		})
 	}
 }

@@ -5,41 +5,48 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
-	"net"
-	"strings"
 )
 
 // checkPathConstraints applies to a DANE-TA path (leaf first, anchor
 // certificate last when the anchor is one) the checks OpenSSL's
 // X509_verify_cert makes on the same path when libssl verifies a server
-// (purpose "sslserver"), beyond the signatures and dates finishTA checks:
+// (purpose "sslserver"), beyond the signatures and dates finishTA checks.
+// It is the one entry point; each check lives in the file of its concern,
+// as OpenSSL splits v3_purp.c from v3_ncons.c:
 //
-//  1. the purpose (v3_purp.c check_purpose_ssl_server): a certificate with
-//     an extended key usage extension must list serverAuth or one of the
-//     two Server Gated Crypto usages. That holds for the CA certificates
-//     on the path as well as for the leaf, and anyExtendedKeyUsage alone
-//     does not do: OpenSSL's xku_reject only accepts those three bits.
-//     The leaf's key usage, when present, must allow digitalSignature,
-//     keyEncipherment or keyAgreement, and its legacy Netscape certificate
-//     type, when present, must include SSL server. (That CAs can sign
-//     certificates, basic constraints and keyCertSign, is checked with the
-//     signatures, by crypto/x509's CheckSignatureFrom.)
-//  2. basic constraints path length (RFC 5280 §4.2.1.9, x509_vfy.c
-//     check_extensions): a CA's pathLenConstraint bounds the number of
-//     intermediate CA certificates below it on the path that are not
-//     self-issued.
-//  3. name constraints (RFC 5280 §4.2.1.10, x509_vfy.c
-//     check_name_constraints, v3_ncons.c): the constraints of every CA on
-//     the path, the anchor certificate included, apply to every
-//     certificate below it that is not self-issued (the leaf always). DNS,
-//     IP address, email (SANs and emailAddress attributes of the subject)
-//     and URI names are evaluated with OpenSSL's matching rules. Other
-//     constraint types (directoryName, otherName, ...) and subtrees with a
-//     minimum or maximum are not evaluated: a CA carrying one fails the
-//     path, whether the extension is critical or not.
-//  4. critical extensions (RFC 5280 §4.2, x509_vfy.c
-//     check_chain_extensions): a certificate on the path with a critical
-//     extension that neither crypto/x509 nor this file processes fails it.
+//  1. the purpose (purpose.go, checkPurpose; v3_purp.c
+//     check_purpose_ssl_server): a certificate with an extended key usage
+//     extension must list serverAuth or one of the two Server Gated
+//     Crypto usages. That holds for the CA certificates on the path as
+//     well as for the leaf, and anyExtendedKeyUsage alone does not do:
+//     OpenSSL's xku_reject only accepts those three bits. The leaf's key
+//     usage, when present, must allow digitalSignature, keyEncipherment or
+//     keyAgreement, and its legacy Netscape certificate type, when
+//     present, must include SSL server. (That CAs can sign certificates,
+//     basic constraints and keyCertSign, is checked with the signatures,
+//     by crypto/x509's CheckSignatureFrom.)
+//  2. basic constraints path length (purpose.go, checkPathLen; RFC 5280
+//     §4.2.1.9, x509_vfy.c check_extensions): a CA's pathLenConstraint
+//     bounds the number of intermediate CA certificates below it on the
+//     path that are not self-issued.
+//  3. name constraints (nameconstraints.go, checkPathNameConstraints;
+//     RFC 5280 §4.2.1.10, x509_vfy.c check_name_constraints, v3_ncons.c):
+//     the constraints of every CA on the path, the anchor certificate
+//     included, apply to every certificate below it that is not
+//     self-issued (the leaf always). DNS, IP address, email (SANs and
+//     emailAddress attributes of the subject) and URI names are evaluated
+//     with OpenSSL's matching rules. Other constraint types
+//     (directoryName, otherName, ...) and subtrees with a minimum or
+//     maximum are not evaluated: a CA carrying one fails the path, whether
+//     the extension is critical or not.
+//  4. critical extensions (purpose.go, unhandledCritical; RFC 5280 §4.2,
+//     x509_vfy.c check_chain_extensions): a certificate on the path with a
+//     critical extension that neither crypto/x509 nor this package
+//     processes fails it.
+//
+// Per certificate, leaf first, an undecodable extension is refused first,
+// then 4, 1 and 2; 3 runs over the whole path afterwards, the topmost CA
+// first. The first failure is the reason returned.
 //
 // The subject Common Name is never matched against DNS constraints:
 // OpenSSL does that only for a leaf without DNS names, and checkNames
@@ -61,63 +68,16 @@ func checkPathConstraints(path []*x509.Certificate) (reason string) {
 		if r := checkPurpose(i, c, &ext); r != "" {
 			return r
 		}
-		if i >= 2 && c.BasicConstraintsValid && (c.MaxPathLen > 0 || c.MaxPathLenZero) {
-			below := 0 // intermediate CAs between the leaf and c, self-issued ones not counted
-			for _, d := range path[1:i] {
-				if !selfIssued(d) {
-					below++
-				}
-			}
-			if below > c.MaxPathLen {
-				return fmt.Sprintf("the CA certificate at depth %d (%s) has path length constraint %d, but %d intermediate CA certificates are below it",
-					i, subjectOf(c), c.MaxPathLen, below)
-			}
+		if r := checkPathLen(path, i); r != "" {
+			return r
 		}
 	}
-	for j := len(path) - 1; j > 0; j-- {
-		ca := path[j]
-		ext := scanExtensions(ca)
-		if !ext.nameConstraints {
-			continue
-		}
-		if ext.ncUnsupported != "" {
-			return fmt.Sprintf("the CA certificate at depth %d (%s) has %s, which this verifier does not evaluate",
-				j, subjectOf(ca), ext.ncUnsupported)
-		}
-		for i := j - 1; i >= 0; i-- {
-			c := path[i]
-			if i > 0 && selfIssued(c) {
-				continue
-			}
-			if r := checkNameConstraints(c, ca); r != "" {
-				return fmt.Sprintf("the certificate at depth %d (%s) has %s of the CA certificate at depth %d (%s)",
-					i, subjectOf(c), r, j, subjectOf(ca))
-			}
-		}
-	}
-	return ""
-}
-
-// unhandledCritical returns the first critical extension of c that
-// neither crypto/x509 nor this file processes, or nil. RFC 5280 §4.2: a
-// path with a critical extension the verifier does not recognise must be
-// rejected (OpenSSL: X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, for every
-// certificate on the path, the anchor certificate included). Name
-// constraints and the Netscape certificate type are evaluated here even
-// when crypto/x509 lists them as unhandled (a directoryName constraint,
-// say), so they are not counted.
-func unhandledCritical(c *x509.Certificate) asn1.ObjectIdentifier {
-	for _, oid := range c.UnhandledCriticalExtensions {
-		if oid.Equal(oidNameConstraints) || oid.Equal(oidNetscapeCertType) {
-			continue
-		}
-		return oid
-	}
-	return nil
+	return checkPathNameConstraints(path)
 }
 
 // selfIssued: subject and issuer names are the same (RFC 5280 §6.1;
-// OpenSSL's EXFLAG_SI). The names are compared as DER.
+// OpenSSL's EXFLAG_SI). The names are compared as DER. A self-issued CA
+// counts neither for a path length nor against name constraints.
 func selfIssued(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawSubject, c.RawIssuer)
 }
@@ -126,11 +86,12 @@ var (
 	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidNameConstraints  = asn1.ObjectIdentifier{2, 5, 29, 30}
 	oidNetscapeCertType = asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 1, 1}
-	oidEmailAddress     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 )
 
 // extensions is what checkPathConstraints needs to know about a
-// certificate's extensions beyond what crypto/x509 parses.
+// certificate's extensions beyond what crypto/x509 parses: one pass over
+// them (scanExtensions) serves the purpose checks and the name
+// constraints alike.
 type extensions struct {
 	extKeyUsage     bool   // an extended key usage extension is present (possibly empty)
 	nsCertType      int    // first octet of the Netscape certificate type, -1 when absent
@@ -161,307 +122,4 @@ func scanExtensions(c *x509.Certificate) extensions {
 		}
 	}
 	return x
-}
-
-// Netscape certificate type bit for an SSL server (OpenSSL's NS_SSL_SERVER).
-const nsSSLServer = 0x40
-
-// checkPurpose is OpenSSL's check_purpose_ssl_server for the certificate
-// at depth i; CA-ness is left to the signature checks.
-func checkPurpose(i int, c *x509.Certificate, ext *extensions) string {
-	if ext.extKeyUsage && !allowsServerAuth(c) {
-		return fmt.Sprintf("the certificate at depth %d (%s) has extended key usage %s, not serverAuth",
-			i, subjectOf(c), describeEKU(c))
-	}
-	if i > 0 {
-		return ""
-	}
-	if ext.nsCertType >= 0 && ext.nsCertType&nsSSLServer == 0 {
-		return fmt.Sprintf("the certificate at depth 0 (%s) has a Netscape certificate type without SSL server", subjectOf(c))
-	}
-	const tls = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement
-	if c.KeyUsage != 0 && c.KeyUsage&tls == 0 {
-		return fmt.Sprintf("the certificate at depth 0 (%s) has a key usage that allows none of digitalSignature, keyEncipherment and keyAgreement",
-			subjectOf(c))
-	}
-	return ""
-}
-
-// allowsServerAuth: OpenSSL accepts serverAuth and the two Server Gated
-// Crypto usages (XKU_SSL_SERVER | XKU_SGC), and nothing else, not even
-// anyExtendedKeyUsage.
-func allowsServerAuth(c *x509.Certificate) bool {
-	for _, u := range c.ExtKeyUsage {
-		switch u {
-		case x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageNetscapeServerGatedCrypto, x509.ExtKeyUsageMicrosoftServerGatedCrypto:
-			return true
-		}
-	}
-	return false
-}
-
-var ekuNames = map[x509.ExtKeyUsage]string{
-	x509.ExtKeyUsageAny:                            "anyExtendedKeyUsage",
-	x509.ExtKeyUsageServerAuth:                     "serverAuth",
-	x509.ExtKeyUsageClientAuth:                     "clientAuth",
-	x509.ExtKeyUsageCodeSigning:                    "codeSigning",
-	x509.ExtKeyUsageEmailProtection:                "emailProtection",
-	x509.ExtKeyUsageIPSECEndSystem:                 "ipsecEndSystem",
-	x509.ExtKeyUsageIPSECTunnel:                    "ipsecTunnel",
-	x509.ExtKeyUsageIPSECUser:                      "ipsecUser",
-	x509.ExtKeyUsageTimeStamping:                   "timeStamping",
-	x509.ExtKeyUsageOCSPSigning:                    "OCSPSigning",
-	x509.ExtKeyUsageMicrosoftServerGatedCrypto:     "msSGC",
-	x509.ExtKeyUsageNetscapeServerGatedCrypto:      "nsSGC",
-	x509.ExtKeyUsageMicrosoftCommercialCodeSigning: "msCodeCom",
-	x509.ExtKeyUsageMicrosoftKernelCodeSigning:     "msKernelCode",
-}
-
-func describeEKU(c *x509.Certificate) string {
-	var names []string
-	for _, u := range c.ExtKeyUsage {
-		n, ok := ekuNames[u]
-		if !ok {
-			n = fmt.Sprintf("#%d", int(u))
-		}
-		names = append(names, n)
-	}
-	for _, oid := range c.UnknownExtKeyUsage {
-		names = append(names, oid.String())
-	}
-	switch len(names) {
-	case 0:
-		return "(empty)"
-	case 1:
-		return names[0] + " only"
-	}
-	return clip(strings.Join(names, ", "))
-}
-
-// General name tags (RFC 5280 §4.2.1.6), context-specific.
-const (
-	gnOtherName     = 0
-	gnRFC822        = 1
-	gnDNS           = 2
-	gnX400          = 3
-	gnDirectoryName = 4
-	gnEDIParty      = 5
-	gnURI           = 6
-	gnIP            = 7
-	gnRegisteredID  = 8
-)
-
-var gnTypeNames = [...]string{"otherName", "rfc822Name", "dNSName", "x400Address", "directoryName",
-	"ediPartyName", "uniformResourceIdentifier", "iPAddress", "registeredID"}
-
-// unsupportedConstraints walks a NameConstraints extension (RFC 5280
-// §4.2.1.10) for what crypto/x509 does not hand over: constraint types
-// other than DNS, IP, email and URI, and subtrees with a minimum other
-// than 0 or with a maximum (OpenSSL: X509_V_ERR_SUBTREE_MINMAX). It
-// returns a description of the first one, or "".
-func unsupportedConstraints(der []byte) string {
-	var nc asn1.RawValue
-	if rest, err := asn1.Unmarshal(der, &nc); err != nil || len(rest) > 0 || nc.Tag != asn1.TagSequence {
-		return "a name constraints extension that does not parse"
-	}
-	lists := nc.Bytes
-	for len(lists) > 0 {
-		var list asn1.RawValue // [0] permitted or [1] excluded GeneralSubtrees
-		var err error
-		if lists, err = asn1.Unmarshal(lists, &list); err != nil || list.Class != asn1.ClassContextSpecific || list.Tag > 1 {
-			return "a name constraints extension that does not parse"
-		}
-		kind := [...]string{"permitted", "excluded"}[list.Tag]
-		subtrees := list.Bytes
-		for len(subtrees) > 0 {
-			var st asn1.RawValue
-			if subtrees, err = asn1.Unmarshal(subtrees, &st); err != nil || st.Tag != asn1.TagSequence {
-				return "a name constraints extension that does not parse"
-			}
-			var base asn1.RawValue
-			rest, err := asn1.Unmarshal(st.Bytes, &base)
-			if err != nil || base.Class != asn1.ClassContextSpecific {
-				return "a name constraints extension that does not parse"
-			}
-			switch base.Tag {
-			case gnRFC822, gnDNS, gnURI, gnIP:
-			default:
-				name := fmt.Sprintf("[%d]", base.Tag)
-				if base.Tag >= 0 && base.Tag < len(gnTypeNames) {
-					name = gnTypeNames[base.Tag]
-				}
-				return "a " + kind + " " + name + " name constraint"
-			}
-			if !zeroMinimumOnly(rest) {
-				return "a " + kind + " " + gnTypeNames[base.Tag] + " name constraint with a minimum or maximum"
-			}
-		}
-	}
-	return ""
-}
-
-// zeroMinimumOnly reports whether the fields after a GeneralSubtree's base
-// are absent or just an explicit minimum of 0 (the DEFAULT; RFC 5280 says
-// minimum MUST be 0 and maximum MUST be absent).
-func zeroMinimumOnly(rest []byte) bool {
-	if len(rest) == 0 {
-		return true
-	}
-	var min asn1.RawValue
-	rest, err := asn1.Unmarshal(rest, &min)
-	return err == nil && len(rest) == 0 && min.Class == asn1.ClassContextSpecific && min.Tag == 0 &&
-		bytes.Equal(min.Bytes, []byte{0})
-}
-
-// checkNameConstraints checks the names of c against the DNS, IP, email
-// and URI constraints of ca the way OpenSSL's nc_match does: for each name,
-// if ca has permitted subtrees of the name's type one must match, and no
-// excluded subtree of that type may match. It returns "" or the first
-// violation, worded to fit "the certificate ... has <violation> of the CA
-// certificate ...".
-func checkNameConstraints(c, ca *x509.Certificate) string {
-	for _, n := range c.DNSNames {
-		if r := ncMatch("DNS name", n, ca.PermittedDNSDomains, ca.ExcludedDNSDomains, matchDNS); r != "" {
-			return r
-		}
-	}
-	for _, ip := range c.IPAddresses {
-		if r := ncMatchIP(ip, ca.PermittedIPRanges, ca.ExcludedIPRanges); r != "" {
-			return r
-		}
-	}
-	emails := c.EmailAddresses
-	for _, atv := range c.Subject.Names {
-		if atv.Type.Equal(oidEmailAddress) {
-			s, ok := atv.Value.(string)
-			if !ok {
-				return "an emailAddress in its subject that is no string, subject to the name constraints"
-			}
-			emails = append(emails[:len(emails):len(emails)], s)
-		}
-	}
-	for _, e := range emails {
-		if r := ncMatch("email address", e, ca.PermittedEmailAddresses, ca.ExcludedEmailAddresses, matchEmail); r != "" {
-			return r
-		}
-	}
-	for _, u := range c.URIs {
-		if len(ca.PermittedURIDomains)+len(ca.ExcludedURIDomains) == 0 {
-			break
-		}
-		host, _, _ := strings.Cut(u.Host, ":")
-		if u.User != nil || host == "" {
-			return fmt.Sprintf("URI %q, with no host this verifier can extract, subject to the URI name constraints", clip(u.String()))
-		}
-		if r := ncMatch("URI "+clip(u.String())+" with host", host, ca.PermittedURIDomains, ca.ExcludedURIDomains, matchURIHost); r != "" {
-			return r
-		}
-	}
-	return ""
-}
-
-// ncMatch applies one type's permitted and excluded subtrees to a name.
-func ncMatch(kind, name string, permitted, excluded []string, match func(name, base string) bool) string {
-	if len(permitted) > 0 {
-		ok := false
-		for _, b := range permitted {
-			if match(name, b) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return fmt.Sprintf("%s %q, outside the permitted name constraints (%s)", kind, clip(name), clip(strings.Join(permitted, ", ")))
-		}
-	}
-	for _, b := range excluded {
-		if match(name, b) {
-			return fmt.Sprintf("%s %q, within the excluded name constraint %q", kind, clip(name), clip(b))
-		}
-	}
-	return ""
-}
-
-// matchDNS is RFC 5280's DNS name constraint match, as OpenSSL's nc_dns
-// does it: "example.com" matches example.com and every name below it,
-// ".example.com" only the names below it, "" everything. ASCII case is
-// ignored; a wildcard label is compared as text.
-func matchDNS(name, base string) bool {
-	if base == "" {
-		return true
-	}
-	if len(name) < len(base) {
-		return false
-	}
-	if len(name) > len(base) && base[0] != '.' && name[len(name)-len(base)-1] != '.' {
-		return false
-	}
-	return strings.EqualFold(name[len(name)-len(base):], base)
-}
-
-// matchEmail is OpenSSL's nc_email: a constraint with a local part names
-// one mailbox (local part case-sensitive), one without names every
-// mailbox at that host, one starting with "." every mailbox at hosts
-// below it.
-func matchEmail(addr, base string) bool {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return false // OpenSSL: unsupported name syntax, a failure either way
-	}
-	bat := strings.LastIndexByte(base, '@')
-	if bat < 0 && strings.HasPrefix(base, ".") {
-		return len(addr) > len(base) && strings.EqualFold(addr[len(addr)-len(base):], base)
-	}
-	host := base
-	if bat >= 0 {
-		if bat > 0 && base[:bat] != addr[:at] {
-			return false
-		}
-		host = base[bat+1:]
-	}
-	return strings.EqualFold(addr[at+1:], host)
-}
-
-// matchURIHost is OpenSSL's nc_uri on the host part of a URI: a
-// constraint starting with "." matches the hosts below it, any other only
-// that host.
-func matchURIHost(host, base string) bool {
-	if strings.HasPrefix(base, ".") {
-		return len(host) > len(base) && strings.EqualFold(host[len(host)-len(base):], base)
-	}
-	return strings.EqualFold(host, base)
-}
-
-// ncMatchIP is OpenSSL's nc_ip: the address must have the length of the
-// constraint's address (an IPv4 name never matches an IPv6 constraint)
-// and agree with it under its mask.
-func ncMatchIP(ip net.IP, permitted, excluded []*net.IPNet) string {
-	in := func(n *net.IPNet) bool {
-		if len(ip) != len(n.IP) || len(n.Mask) != len(n.IP) {
-			return false
-		}
-		for k := range ip {
-			if ip[k]&n.Mask[k] != n.IP[k]&n.Mask[k] {
-				return false
-			}
-		}
-		return true
-	}
-	if len(permitted) > 0 {
-		ok := false
-		var list []string
-		for _, n := range permitted {
-			ok = ok || in(n)
-			list = append(list, n.String())
-		}
-		if !ok {
-			return fmt.Sprintf("IP address %s, outside the permitted name constraints (%s)", ip, clip(strings.Join(list, ", ")))
-		}
-	}
-	for _, n := range excluded {
-		if in(n) {
-			return fmt.Sprintf("IP address %s, within the excluded name constraint %s", ip, n)
-		}
-	}
-	return ""
 }

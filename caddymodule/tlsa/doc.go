@@ -27,6 +27,10 @@
 // them. A bare-key anchor ("2 1 0") has no extensions to apply. Then the
 // leaf's DNS names must match a reference name. DANE-EE(3) skips all of
 // this (RFC 7671 §5.1); PKIX-TA(0) and PKIX-EE(1) leave it to crypto/x509.
+// The files follow OpenSSL's split: purpose.go holds the purpose, key
+// usage, Netscape type, path length and critical extension checks
+// (v3_purp.c), nameconstraints.go the name constraints (v3_ncons.c), and
+// constraints.go the one function that runs both over a path.
 //
 // The package does no DNS and trusts nothing by itself: the caller proves
 // the TLSA RRset with DNSSEC (RFC 6698 §4.1 requires it) and hands over the
