@@ -2,10 +2,18 @@
 // (RFC 6698, RFC 7671, RFC 7673): a DNSSEC-validated TLSA lookup and the
 // matching of the server's certificate chain against the records found.
 //
-// The data flows one way:
+// Every caller (the transport, `caddy dane check`, dane_monitor, the
+// dane_srv upstream source) authenticates through one function,
+// Authenticator.Authenticate, and the data flows one way:
 //
-//	host + port ──► TLSA owner _port._tcp.host. ──► dnssec.Prover ──► TLSA RRset (Secure only)
-//	handshake ──► presented chain ──► tlsa.Verify ──► allow, or a *Refusal
+//	Target ──► Identity (base domain, names, SNI) ──► TLSA owner _port._tcp.base.
+//	       ──► dnssec.Prover ──► TLSA RRset (Secure only)
+//	       ──► the caller's Handshake ──► presented chain ──► tlsa.Verify ──► *Verdict, or a *Refusal
+//
+// A connection verified for one Identity serves that Identity only
+// (Identity.Key). The TLSA base domain is never chosen by data DNSSEC did
+// not prove: an SRV target is one only when ResolveSRV proved it, and a
+// host name from an unauthenticated source is refused (Target.Unauthenticated).
 //
 // The Prover is the in-process dnssec.Validator or, when the operator opts
 // in, dnssec.TrustResolver (the AD bit of a loopback validating resolver).
