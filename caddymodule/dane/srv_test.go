@@ -129,7 +129,6 @@ func TestResolveSRV(t *testing.T) {
 	}
 
 	t.Run("versions ipv6 only", func(t *testing.T) {
-		a.srvs = srvCache{}
 		set, err := a.ResolveSRV(context.Background(), "_https._tcp.svc.example.test.", Families{IPv6: true}, 0)
 		if err != nil {
 			t.Fatal(err)
