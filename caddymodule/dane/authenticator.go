@@ -122,6 +122,13 @@ func ValidateName(host string) error {
 	if _, ok := dns.IsDomainName(host); !ok || strings.Contains(strings.TrimSuffix(host, "."), "..") || strings.HasPrefix(host, ".") {
 		return fmt.Errorf("%q is not a valid DNS name", host)
 	}
+	// RFC 3696 §2 (RFC 1123 §2.1): a top-level label is never all
+	// numeric, so "192.0.2.1." is an address written with a dot, not a
+	// name; taking it as one would look TLSA records up for an address.
+	labels := dns.SplitDomainName(host)
+	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
+		return fmt.Errorf("%q is an IP address or has an all-numeric top-level label, not a host name", host)
+	}
 	return nil
 }
 
