@@ -26,6 +26,7 @@ import (
 //	        cache_size        <entries>
 //	        on_no_tlsa        refuse|pkix
 //	        follow_cname
+//	        session_resumption on|off
 //	    }
 //	    # every subdirective of `transport http`, e.g.
 //	    keepalive         <duration>
@@ -153,6 +154,19 @@ func (o *Options) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			o.FollowCNAME = true
+		case "session_resumption":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch v {
+			case "on":
+				o.DisableSessionResumption = false
+			case "off":
+				o.DisableSessionResumption = true
+			default:
+				return d.Errf("session_resumption %q: want on or off", v)
+			}
 		default:
 			return d.Errf("unrecognized dane option %q", d.Val())
 		}

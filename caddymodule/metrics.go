@@ -22,6 +22,7 @@ var daneMetrics = struct {
 	cacheLookups   *prometheus.CounterVec
 	lookupDuration prometheus.Histogram
 	verifyDuration prometheus.Histogram
+	handshakes     *prometheus.CounterVec
 }{}
 
 func initDANEMetrics() {
@@ -49,6 +50,10 @@ func initDANEMetrics() {
 			Help:    "Time of the TLS handshake with an upstream, DANE matching of its chain included.",
 			Buckets: []float64{.0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		})
+		daneMetrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "upstream_handshakes_total",
+			Help: "Upstream TLS handshakes that passed DANE verification, full or resumed, and resumed sessions refused because their chain no longer matched the TLSA RRset (kind=resumption_refused).",
+		}, []string{"kind"})
 	})
 }
 
@@ -62,7 +67,7 @@ func registerDANEMetrics(registry *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		daneMetrics.verifications, daneMetrics.lookups, daneMetrics.cacheLookups,
-		daneMetrics.lookupDuration, daneMetrics.verifyDuration,
+		daneMetrics.lookupDuration, daneMetrics.verifyDuration, daneMetrics.handshakes,
 	} {
 		if err := registry.Register(c); err != nil {
 			if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
@@ -101,6 +106,19 @@ func observeLookup(set *dane.TLSASet, err error, elapsed time.Duration) {
 func observeHandshake(elapsed time.Duration) {
 	initDANEMetrics()
 	daneMetrics.verifyDuration.Observe(elapsed.Seconds())
+}
+
+// Kinds of upstream handshake (the kind label).
+const (
+	handshakeFull              = "full"
+	handshakeResumed           = "resumed"
+	handshakeResumptionRefused = "resumption_refused"
+)
+
+// countHandshake counts one upstream handshake by kind.
+func countHandshake(kind string) {
+	initDANEMetrics()
+	daneMetrics.handshakes.WithLabelValues(kind).Inc()
 }
 
 // countVerified counts an authenticated upstream connection.

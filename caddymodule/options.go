@@ -85,6 +85,15 @@ type Options struct {
 	// the final target first, then at the host; both names are accepted
 	// in the certificate.
 	FollowCNAME bool `json:"follow_cname,omitempty"`
+
+	// Turn off TLS session resumption to upstreams (transport only).
+	// By default the transport keeps one session per upstream identity
+	// (TLSA base domain, reference names, SNI, dial address) and resumes
+	// it on the next connection of that identity only; every resumption
+	// is re-checked against the current, validated TLSA RRset, so a
+	// withdrawn record stops resumption as it stops full handshakes.
+	// With this set, every upstream connection is a full handshake.
+	DisableSessionResumption bool `json:"disable_session_resumption,omitempty"`
 }
 
 // newAuthenticator builds the dane.Authenticator the options describe,

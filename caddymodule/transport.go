@@ -82,6 +82,7 @@ type Transport struct {
 	handshake time.Duration
 	logger    *zap.Logger
 	keepAlive *keepAlive
+	sessions  *sessionCache   // nil: session resumption off
 	upstreams upstreamOrigins // where the handler's upstream names come from
 }
 
@@ -150,6 +151,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	rt.TLSClientConfig = backstop
 	rt.DialTLSContext = t.dialTLS
 	t.keepAlive = &keepAlive{flush: rt.CloseIdleConnections}
+	if !t.DANE.DisableSessionResumption {
+		t.sessions = newSessionCache()
+	}
 	return nil
 }
 
@@ -358,39 +362,77 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 
 // handshaker dials the bound upstream and runs the TLS handshake whose
 // VerifyConnection is the authenticator's Verify. crypto/tls calls it on
-// full handshakes and resumptions alike; there is no session cache, so
-// every connection is a full handshake.
+// full handshakes and resumptions alike (sessions.go): a resumed session
+// is accepted only if the chain it was made with matches the TLSA RRset
+// proven for this dial. When that check refuses a resumption, the session
+// is forgotten and one full handshake follows on a new connection, so a
+// key rollover on the upstream (old key withdrawn, new key published)
+// costs no failed request; the full handshake is verified against the
+// same TLSA RRset, and refused in turn if its chain does not match.
 func (t *Transport) handshaker(b *dialBinding, out **tls.Conn) dane.Handshake {
 	return func(ctx context.Context, p dane.Peer) error {
-		raw, err := t.Transport.DialContext(ctx, b.di.Network, b.di.Address)
-		if err != nil {
-			return &dane.ConnectError{Err: err}
+		sessions := t.sessions.forPool(b.host)
+		tc, refusedResumption, err := t.handshakeOnce(ctx, b, p, sessions)
+		if refusedResumption {
+			countHandshake(handshakeResumptionRefused)
+			t.logger.Info("dane: resumed upstream session refused, its certificate chain no longer matches the TLSA RRset; making a full handshake",
+				zap.String("upstream", b.di.String()), zap.String("sni", p.Identity.SNI), zap.Error(err))
+			sessions.forget()
+			tc, _, err = t.handshakeOnce(ctx, b, p, sessions)
 		}
-		// The connection is trusted as long as the TLSA result it is
-		// verified against: its lifetime is capped there (keepalive.go).
-		raw = t.keepAlive.capConn(raw, p.Expires)
-		cfg := t.tlsBase.Clone()
-		cfg.ServerName = p.Identity.SNI
-		// Go's PKIX verification is replaced by ours.
-		cfg.InsecureSkipVerify = true
-		cfg.ClientSessionCache = nil
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return p.Verify(cs.PeerCertificates) }
-		if b.h1Only {
-			cfg.NextProtos = nil // as net/http does for requests that need HTTP/1.1
-		}
-		tc := tls.Client(raw, cfg)
-		hctx, cancel := context.WithTimeout(ctx, t.handshake)
-		defer cancel()
-		started := time.Now()
-		err = tc.HandshakeContext(hctx)
-		observeHandshake(time.Since(started))
 		if err != nil {
-			_ = tc.Close()
 			return err
 		}
 		*out = tc
 		return nil
 	}
+}
+
+// handshakeOnce makes one connection to the bound upstream and one TLS
+// handshake on it, offering the pool's session if there is one. It
+// reports whether the handshake failed because Verify refused a resumed
+// session.
+func (t *Transport) handshakeOnce(ctx context.Context, b *dialBinding, p dane.Peer, sessions *poolSessions) (*tls.Conn, bool, error) {
+	raw, err := t.Transport.DialContext(ctx, b.di.Network, b.di.Address)
+	if err != nil {
+		return nil, false, &dane.ConnectError{Err: err}
+	}
+	// The connection is trusted as long as the TLSA result it is
+	// verified against: its lifetime is capped there (keepalive.go).
+	raw = t.keepAlive.capConn(raw, p.Expires)
+	cfg := t.tlsBase.Clone()
+	cfg.ServerName = p.Identity.SNI
+	// Go's PKIX verification is replaced by ours.
+	cfg.InsecureSkipVerify = true
+	cfg.ClientSessionCache = nil
+	if sessions != nil {
+		cfg.ClientSessionCache = sessions
+	}
+	var refusedResumption bool
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		err := p.Verify(cs.PeerCertificates)
+		refusedResumption = err != nil && cs.DidResume
+		return err
+	}
+	if b.h1Only {
+		cfg.NextProtos = nil // as net/http does for requests that need HTTP/1.1
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, t.handshake)
+	defer cancel()
+	started := time.Now()
+	err = tc.HandshakeContext(hctx)
+	observeHandshake(time.Since(started))
+	if err != nil {
+		_ = tc.Close()
+		return nil, refusedResumption, err
+	}
+	if tc.ConnectionState().DidResume {
+		countHandshake(handshakeResumed)
+	} else {
+		countHandshake(handshakeFull)
+	}
+	return tc, false, nil
 }
 
 // refuse logs a refusal once, with everything an operator needs, and wraps

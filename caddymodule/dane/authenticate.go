@@ -16,7 +16,9 @@ import (
 // chain it presents, leaf first, passing it to p.Verify before anything
 // is trusted: for a TLS client, in crypto/tls's VerifyConnection, failing
 // the handshake when p.Verify fails. It returns nil only when p.Verify
-// accepted the chain.
+// accepted the chain of the connection it hands back. It may call
+// p.Verify more than once (a resumed session refused, then a full
+// handshake on a new connection): the last call decides.
 //
 // When the server cannot be reached at all (the TCP dial fails), it
 // returns a *ConnectError: that is not a DANE verdict.
@@ -70,10 +72,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, t Target, hs Handshake
 	verify := func(chain []*x509.Certificate) error {
 		m, err := a.verify(set, chain, id.Names)
 		if err != nil {
-			refusal = err
+			refusal, v.Match = err, nil
 			return err
 		}
-		v.Match = m
+		refusal, v.Match = nil, m
 		return nil
 	}
 	err = hs(ctx, Peer{Identity: id, Expires: set.Expires, Verify: verify})
