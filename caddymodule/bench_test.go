@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ type benchUpstream struct {
 	port    int
 	rootPEM string
 	tlsa    string // "3 1 1 <hex>" of the leaf's key
+	greet   bool   // write one byte after the handshake
 }
 
 func startBenchUpstream(b *testing.B, name string) *benchUpstream {
@@ -59,7 +61,12 @@ func startBenchUpstream(b *testing.B, name string) *benchUpstream {
 			if err != nil {
 				return
 			}
-			go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
+			go func() {
+				if c.(*tls.Conn).Handshake() == nil && u.greet {
+					_, _ = c.Write([]byte{'!'})
+				}
+				c.Close()
+			}()
 		}
 	}()
 	return u
@@ -108,44 +115,111 @@ func BenchmarkUpstreamHandshake(b *testing.B) {
 	})
 
 	b.Run("dane-ee", func(b *testing.B) {
-		z := zonekit.NewZone("bench.test.")
-		z.MustAdd("_" + strconv.Itoa(up.port) + "._tcp." + name + ". 3600 IN TLSA " + up.tlsa)
-		if err := z.Sign(time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
-			b.Fatal(err)
+		dial := benchDANEDialer(b, up, name, addr, `"disable_session_resumption":true`)
+		dial().Close() // warm the TLSA cache
+		b.ReportAllocs()
+		for b.Loop() {
+			dial().Close()
 		}
-		srv := zonekit.NewServer(z)
-		dnsAddr, err := srv.ListenAndServe()
+	})
+}
+
+// benchDANEDialer is a provisioned `transport dane` (extra: more JSON
+// fields of its dane object) for up, whose TLSA record it serves from a
+// signed zone in process, and a function that makes one new connection
+// the way a request bound to its identity does.
+func benchDANEDialer(b *testing.B, up *benchUpstream, name, addr, extra string) func() net.Conn {
+	b.Helper()
+	z := zonekit.NewZone("bench.test.")
+	z.MustAdd("_" + strconv.Itoa(up.port) + "._tcp." + name + ". 3600 IN TLSA " + up.tlsa)
+	if err := z.Sign(time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	srv := zonekit.NewServer(z)
+	dnsAddr, err := srv.ListenAndServe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	anchors := filepath.Join(b.TempDir(), "anchors.ds")
+	if err := os.WriteFile(anchors, []byte(z.DS()[0].String()+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if extra != "" {
+		extra = "," + extra
+	}
+	tr := new(Transport)
+	benchProvision(b, `{"dane":{"resolvers":["`+dnsAddr+`"],"trust_anchor_file":"`+anchors+`"`+extra+`},"tls":{"server_name":"`+name+`"}}`, tr)
+	tr.logger = zap.NewNop() // the per-connection debug entry would measure the console
+	di := reverseproxy.DialInfo{Network: "tcp", Address: addr, Host: "127.0.0.1", Port: strconv.Itoa(up.port)}
+	req, _ := http.NewRequestWithContext(context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di), "GET", "https://"+addr+"/", nil)
+	bound, err := tr.bind(req) // the dial of a request bound to its identity, as RoundTrip makes it
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, poolAddr := bound.Context(), bound.URL.Host+":443"
+	return func() net.Conn {
+		conn, err := tr.dialTLS(ctx, "tcp", poolAddr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { srv.Close() })
-		anchors := filepath.Join(b.TempDir(), "anchors.ds")
-		if err := os.WriteFile(anchors, []byte(z.DS()[0].String()+"\n"), 0o644); err != nil {
+		return conn
+	}
+}
+
+// BenchmarkUpstreamResumption is one new upstream connection per
+// iteration, the server sending one byte after its handshake and the
+// client reading it (as a proxied response does, which is also when a TLS
+// 1.3 client receives the session ticket): stock Caddy (PKIX, no session
+// cache), `transport dane` with resumption off (a full handshake each
+// time) and on (resumed, DANE re-checked against the cached TLSA RRset).
+func BenchmarkUpstreamResumption(b *testing.B) {
+	const name = "api.bench.test"
+	up := startBenchUpstream(b, name)
+	up.greet = true
+	addr := "127.0.0.1:" + strconv.Itoa(up.port)
+	read := func(b *testing.B, c net.Conn) {
+		var one [1]byte
+		if _, err := io.ReadFull(c, one[:]); err != nil {
 			b.Fatal(err)
 		}
-		tr := new(Transport)
-		benchProvision(b, `{"dane":{"resolvers":["`+dnsAddr+`"],"trust_anchor_file":"`+anchors+`"},"tls":{"server_name":"`+name+`"}}`, tr)
-		tr.logger = zap.NewNop() // the per-connection debug entry would measure the console
-		di := reverseproxy.DialInfo{Network: "tcp", Address: addr, Host: "127.0.0.1", Port: strconv.Itoa(up.port)}
-		req, _ := http.NewRequestWithContext(context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di), "GET", "https://"+addr+"/", nil)
-		bound, err := tr.bind(req) // the dial of a request bound to its identity, as RoundTrip makes it
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, poolAddr := bound.Context(), bound.URL.Host+":443"
-		dial := func() {
-			conn, err := tr.dialTLS(ctx, "tcp", poolAddr)
+		c.Close()
+	}
+	b.Run("stock-pkix", func(b *testing.B) {
+		var tr reverseproxy.HTTPTransport
+		benchProvision(b, `{"tls":{"server_name":"`+name+`","ca":{"provider":"file","pem_files":["`+up.rootPEM+`"]}}}`, &tr)
+		b.ReportAllocs()
+		for b.Loop() {
+			conn, err := tr.Transport.DialContext(context.Background(), "tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
-			conn.Close()
-		}
-		dial() // warm the TLSA cache
-		b.ReportAllocs()
-		for b.Loop() {
-			dial()
+			tc := tls.Client(conn, tr.Transport.TLSClientConfig.Clone())
+			if err := tc.HandshakeContext(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			read(b, tc)
 		}
 	})
+	for _, sub := range []struct{ name, extra string }{
+		{"dane-ee-full", `"disable_session_resumption":true`},
+		{"dane-ee-resumed", ""},
+	} {
+		b.Run(sub.name, func(b *testing.B) {
+			dial := benchDANEDialer(b, up, name, addr, sub.extra)
+			read(b, dial()) // warm the TLSA cache (and get a session)
+			b.ReportAllocs()
+			resumed := 0
+			for b.Loop() {
+				c := dial()
+				if c.(*tls.Conn).ConnectionState().DidResume {
+					resumed++
+				}
+				read(b, c)
+			}
+			b.ReportMetric(float64(resumed)/float64(b.N), "resumed/op")
+		})
+	}
 }
 
 // BenchmarkBind is what binding a request to its identity costs on every

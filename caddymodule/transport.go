@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -83,6 +84,7 @@ type Transport struct {
 	logger    *zap.Logger
 	keepAlive *keepAlive
 	sessions  *sessionCache   // nil: session resumption off
+	singleUse bool            // keep-alive off and no per-host limit: one pool per connection
 	upstreams upstreamOrigins // where the handler's upstream names come from
 }
 
@@ -151,6 +153,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	rt.TLSClientConfig = backstop
 	rt.DialTLSContext = t.dialTLS
 	t.keepAlive = &keepAlive{flush: rt.CloseIdleConnections}
+	// max_conns_per_host counts per pool: with a pool per connection it
+	// would count nothing, so a limit keeps the pools shared.
+	t.singleUse = rt.DisableKeepAlives && rt.MaxConnsPerHost == 0
 	if !t.DANE.DisableSessionResumption {
 		t.sessions = newSessionCache()
 	}
@@ -227,11 +232,15 @@ func (t *Transport) rejectBypasses() error {
 type dialBinding struct {
 	target dane.Target
 	di     reverseproxy.DialInfo
-	host   string // the URL host the request is sent to: "<key>.dane.invalid"
+	pool   string // the identity's key, "<key>.dane.invalid": its TLS sessions
+	host   string // the URL host the request is sent to: pool, or one of its own (singleUse)
 	h1Only bool   // Caddy wants HTTP/1.1 for this request (websockets)
 }
 
 type bindingKey struct{}
+
+// singleUseDials names the pools of single-use connections.
+var singleUseDials atomic.Uint64
 
 // poolDomain is the suffix of the per-identity URL hosts; .invalid is
 // reserved (RFC 6761 §6.4), so it never names a real host. Nothing
@@ -258,7 +267,17 @@ func (t *Transport) bind(req *http.Request) (*http.Request, error) {
 	// The key covers the identity, the dial address and the URL host Caddy
 	// chose (with PROXY protocol it carries the client's address, which
 	// must keep its own pool too).
-	b.host = poolHost(id, di, req.URL.Host, b.h1Only)
+	b.pool = poolHost(id, di, req.URL.Host, b.h1Only)
+	b.host = b.pool
+	if t.singleUse {
+		// Keep-alive off: the connection carries this request only, so
+		// it gets a pool of its own. Under a shared URL host, net/http's
+		// HTTP/2 pool discards a connection whose upgrade overlaps
+		// another one for the same host (http2clientConnPool.
+		// addConnIfNeeded), and the request dials again: a handshake
+		// wasted. Sessions stay shared by the identity (b.pool).
+		b.host = "c" + strconv.FormatUint(singleUseDials.Add(1), 36) + "." + b.pool
+	}
 	out := req.WithContext(context.WithValue(ctx, bindingKey{}, b))
 	u := *req.URL
 	u.Host = b.host
@@ -371,7 +390,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 // same TLSA RRset, and refused in turn if its chain does not match.
 func (t *Transport) handshaker(b *dialBinding, out **tls.Conn) dane.Handshake {
 	return func(ctx context.Context, p dane.Peer) error {
-		sessions := t.sessions.forPool(b.host)
+		sessions := t.sessions.forPool(b.pool)
 		tc, refusedResumption, err := t.handshakeOnce(ctx, b, p, sessions)
 		if refusedResumption {
 			countHandshake(handshakeResumptionRefused)
