@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — caddy-dane vs stock Caddy on loopback (issue 5).
 #
-#   bench/run.sh                 # full run, about 3 minutes
+#   bench/run.sh                 # full run, about 6 minutes
 #   ROUNDS=3 DURATION=3s bench/run.sh
 #   bench/run.sh -delv=false     # extra flags go to danebench (see -h)
 #
@@ -29,7 +29,7 @@ go build -o "$out/danebench" ./bench/cmd/danebench
 
 echo "machine: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), go $(go env GOVERSION)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-timeout 300 taskset -c 0 "$out/danebench" -caddy "$out/caddy" \
+timeout 900 taskset -c 0 "$out/danebench" -caddy "$out/caddy" \
 	-rounds "${ROUNDS:-6}" -duration "${DURATION:-3s}" -conns "${CONNS:-32}" \
 	-json "$out/results.json" "$@" &
 pids+=($!)

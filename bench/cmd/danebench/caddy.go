@@ -96,10 +96,12 @@ func cleanup() {
 // side is one Caddy instance under test: a keep-alive listener and a
 // `keepalive off` listener, both proxying to the same upstream.
 type side struct {
-	name      string // "stock-1", "stock-2", "dane"
+	name      string // "stock-1", "stock-2", "dane", "dane-full"
 	dane      bool
+	noResume  bool // dane with session resumption off: every handshake a full one
 	kaPort    int
 	hsPort    int
+	h2Port    int // keep-alive off, HTTP/1.1 and HTTP/2 offered
 	adminPort int // admin endpoint, with -pprof only
 	cmd       *exec.Cmd
 	vmHWMKA   int64 // kB, after the keep-alive phase
@@ -116,12 +118,16 @@ type env struct {
 // transport returns the reverse_proxy transport of a side: stock Caddy
 // (`transport http` + `tls_trust_pool file root.pem`) or `transport dane`,
 // identical otherwise.
-func (e *env) transport(dane, keepalive bool) map[string]any {
+func (e *env) transport(s *side, keepalive, h2 bool) map[string]any {
 	t := map[string]any{}
 	tlsCfg := map[string]any{"server_name": e.sni}
-	if dane {
+	if s.dane {
 		t["protocol"] = "dane"
-		t["dane"] = map[string]any{"resolvers": []string{e.dnsAddr}, "trust_anchor_file": e.anchors}
+		d := map[string]any{"resolvers": []string{e.dnsAddr}, "trust_anchor_file": e.anchors}
+		if s.noResume {
+			d["disable_session_resumption"] = true
+		}
+		t["dane"] = d
 	} else {
 		t["protocol"] = "http"
 		tlsCfg["ca"] = map[string]any{"provider": "file", "pem_files": []string{e.pki.rootPEM}}
@@ -130,20 +136,24 @@ func (e *env) transport(dane, keepalive bool) map[string]any {
 	if !keepalive {
 		t["keep_alive"] = map[string]any{"enabled": false}
 		// One TLS connection per request: HTTP/1.1 so that no multiplexing
-		// hides handshakes.
+		// hides handshakes; the h2 listener offers both, as Caddy does by
+		// default.
 		t["versions"] = []string{"1.1"}
+		if h2 {
+			t["versions"] = []string{"1.1", "2"}
+		}
 	}
 	return t
 }
 
 func (e *env) config(s *side) ([]byte, error) {
-	server := func(port int, keepalive bool) map[string]any {
+	server := func(port int, keepalive, h2 bool) map[string]any {
 		return map[string]any{
 			"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
 			"routes": []any{map[string]any{"handle": []any{map[string]any{
 				"handler":   "reverse_proxy",
 				"upstreams": []any{map[string]any{"dial": fmt.Sprintf("127.0.0.1:%d", e.up.port)}},
-				"transport": e.transport(s.dane, keepalive),
+				"transport": e.transport(s, keepalive, h2),
 			}}}},
 			"automatic_https": map[string]any{"disable": true},
 		}
@@ -159,8 +169,9 @@ func (e *env) config(s *side) ([]byte, error) {
 			"level":  "WARN",
 		}}},
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
-			"ka": server(s.kaPort, true),
-			"hs": server(s.hsPort, false),
+			"ka": server(s.kaPort, true, false),
+			"hs": server(s.hsPort, false, false),
+			"h2": server(s.h2Port, false, true),
 		}}},
 	})
 }
@@ -173,6 +184,9 @@ func (e *env) start(s *side, cpu string) error {
 		return err
 	}
 	if s.hsPort, err = labconf.FreePort(); err != nil {
+		return err
+	}
+	if s.h2Port, err = labconf.FreePort(); err != nil {
 		return err
 	}
 	if s.adminPort, err = labconf.FreePort(); err != nil {
@@ -193,7 +207,7 @@ func (e *env) start(s *side, cpu string) error {
 		return err
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for _, p := range []int{s.kaPort, s.hsPort} {
+	for _, p := range []int{s.kaPort, s.hsPort, s.h2Port} {
 		for {
 			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
 			if err == nil {

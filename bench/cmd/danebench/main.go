@@ -58,7 +58,7 @@ func main() {
 		delvRuns = flag.Int("delv-runs", 15, "runs per tool in the delv comparison")
 		jsonOut  = flag.String("json", "", "also write the raw results here")
 		pprofDir = flag.String("pprof", "", "write a CPU profile of each side under keep-alive load to this directory (enables Caddy's admin endpoint on loopback)")
-		modes    = flag.String("modes", "keepalive,handshake", "which load modes to run, comma-separated")
+		modes    = flag.String("modes", "keepalive,handshake,handshake-h2", "which load modes to run, comma-separated")
 	)
 	flag.Parse()
 	if *caddyBin == "" || *rounds < 1 || *rounds > 20 {
@@ -91,14 +91,14 @@ func main() {
 	e := &env{dir: dir, caddy: *caddyBin, dnsAddr: dnsAddr, anchors: anchors, sni: upstreamName, up: up, pki: p, pprof: *pprofDir != ""}
 	rep := &report{Rounds: *rounds, Duration: dur.String(), Conns: *conns, Start: loadavg()}
 
-	sides := []*side{{name: "stock-1"}, {name: "stock-2"}, {name: "dane", dane: true}}
+	sides := []*side{{name: "stock-1"}, {name: "stock-2"}, {name: "dane", dane: true}, {name: "dane-full", dane: true, noResume: true}}
 	for _, s := range sides {
 		must(e.start(s, *proxyCPU), "starting "+s.name)
 	}
 	// Warm up: first connections, DANE cache, JIT-free but page-cache and
 	// allocator warm.
 	for _, s := range sides {
-		for _, port := range []int{s.kaPort, s.hsPort} {
+		for _, port := range []int{s.kaPort, s.hsPort, s.h2Port} {
 			_, err := runWrk(*loadCPU, fmt.Sprintf("http://127.0.0.1:%d/", port), *conns, time.Second)
 			must(err, "warm-up "+s.name)
 		}
@@ -110,7 +110,7 @@ func main() {
 			must(profile(s, *loadCPU, *conns, *pprofDir), "profiling "+s.name)
 		}
 	}
-	for _, mode := range []string{"keepalive", "handshake"} {
+	for _, mode := range []string{"keepalive", "handshake", "handshake-h2"} {
 		if !slices.Contains(strings.Split(*modes, ","), mode) {
 			continue
 		}
@@ -121,17 +121,21 @@ func main() {
 			}
 			for _, s := range order {
 				port := s.kaPort
-				if mode == "handshake" {
+				switch mode {
+				case "handshake":
 					port = s.hsPort
+				case "handshake-h2":
+					port = s.h2Port
 				}
-				before, beforeH2 := up.conns.Load(), up.h2.Load()
+				before, beforeH2, beforeReqs, beforeResumed := up.conns.Load(), up.h2.Load(), up.reqs.Load(), up.resum.Load()
 				w, err := runWrk(*loadCPU, fmt.Sprintf("http://127.0.0.1:%d/", port), *conns, *dur)
 				must(err, mode+" "+s.name)
 				run := runResult{Mode: mode, Round: r + 1, Side: s.name, RPS: w.RPS, P50: w.P50, P99: w.P99,
-					Errors: w.Errors, UpstreamConns: up.conns.Load() - before, UpstreamH2: up.h2.Load() - beforeH2, Load: loadavg()}
+					Errors: w.Errors, UpstreamConns: up.conns.Load() - before, UpstreamH2: up.h2.Load() - beforeH2,
+					UpstreamRequests: up.reqs.Load() - beforeReqs, UpstreamResumed: up.resum.Load() - beforeResumed, Load: loadavg()}
 				rep.Runs = append(rep.Runs, run)
-				fmt.Fprintf(os.Stderr, "%-9s round %d %-7s %8.0f req/s  p50 %-9v p99 %-9v upstream conns %-6d h2 requests %-7d errors %d  load %s\n",
-					mode, r+1, s.name, w.RPS, w.P50.Round(time.Microsecond), w.P99.Round(time.Microsecond), run.UpstreamConns, run.UpstreamH2, w.Errors, run.Load)
+				fmt.Fprintf(os.Stderr, "%-12s round %d %-9s %8.0f req/s  p50 %-9v p99 %-9v upstream conns %-6d requests %-7d h2 %-7d resumed %-6d errors %d  load %s\n",
+					mode, r+1, s.name, w.RPS, w.P50.Round(time.Microsecond), w.P99.Round(time.Microsecond), run.UpstreamConns, run.UpstreamRequests, run.UpstreamH2, run.UpstreamResumed, w.Errors, run.Load)
 			}
 		}
 		for _, s := range sides {

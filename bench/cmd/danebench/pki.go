@@ -49,6 +49,8 @@ type upstream struct {
 	port  int
 	conns atomic.Int64
 	h2    atomic.Int64 // requests over HTTP/2
+	reqs  atomic.Int64 // requests
+	resum atomic.Int64 // requests on a resumed TLS session
 	srv   *http.Server
 }
 
@@ -61,8 +63,12 @@ func startUpstream(p *pki) (*upstream, error) {
 	body := []byte("hello from the upstream\n")
 	u.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u.reqs.Add(1)
 			if r.ProtoMajor == 2 {
 				u.h2.Add(1)
+			}
+			if r.TLS != nil && r.TLS.DidResume {
+				u.resum.Add(1)
 			}
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = w.Write(body)

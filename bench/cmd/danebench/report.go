@@ -16,7 +16,13 @@ type runResult struct {
 	Errors        int64
 	UpstreamConns int64 // TLS connections the upstream accepted during the run
 	UpstreamH2    int64 // requests the upstream received over HTTP/2
-	Load          string
+	// Requests the upstream served, and how many came on a resumed TLS
+	// session; with keep-alive off, UpstreamConns/UpstreamRequests is the
+	// number of handshakes per proxied request (in-flight requests at the
+	// end of a run make it slightly above 1 even when nothing is wasted).
+	UpstreamRequests int64
+	UpstreamResumed  int64
+	Load             string
 }
 
 type rssResult struct {
@@ -74,8 +80,9 @@ func (s spread) String() string {
 	return fmt.Sprintf("%.3f (min %.3f, max %.3f)", s.Median, s.Min, s.Max)
 }
 
-// ratios returns, per round, f(dane)/f(stock-1) and f(stock-2)/f(stock-1).
-func (r *report) ratios(mode string, f func(runResult) float64) (ab, aa []float64) {
+// ratios returns, per round, f(side)/f(stock-1) and the A/A ratio
+// f(stock-2)/f(stock-1).
+func (r *report) ratios(mode, side string, f func(runResult) float64) (ab, aa []float64) {
 	by := map[int]map[string]runResult{}
 	for _, run := range r.Runs {
 		if run.Mode != mode {
@@ -92,51 +99,65 @@ func (r *report) ratios(mode string, f func(runResult) float64) (ab, aa []float6
 		if base == 0 {
 			continue
 		}
-		ab = append(ab, f(m["dane"])/base)
+		if _, ok := m[side]; !ok {
+			continue
+		}
+		ab = append(ab, f(m[side])/base)
 		aa = append(aa, f(m["stock-2"])/base)
 	}
 	return ab, aa
 }
 
+var (
+	loadModes = []struct{ mode, label string }{{"keepalive", "keep-alive"}, {"handshake", "new handshake per request, HTTP/1.1"}, {"handshake-h2", "new handshake per request, h2 offered"}}
+	daneSides = []struct{ side, label string }{{"dane", "dane (resumption on)"}, {"dane-full", "dane-full (resumption off)"}}
+)
+
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\n== caddy-dane vs stock Caddy: %d rounds × %s, wrk -c%d; load avg start %s, end %s\n",
 		r.Rounds, r.Duration, r.Conns, r.Start, r.End)
-	fmt.Fprintf(w, "%-44s %-34s %-34s\n", "measure (dane/stock-1 per round)", "dane/stock median (min, max)", "A/A stock-2/stock-1")
+	fmt.Fprintf(w, "%-58s %-34s %-34s\n", "measure (side/stock-1 per round)", "median (min, max)", "A/A stock-2/stock-1")
 	rps := func(x runResult) float64 { return x.RPS }
 	p99 := func(x runResult) float64 { return float64(x.P99) }
-	for _, m := range []struct{ mode, label string }{{"keepalive", "keep-alive"}, {"handshake", "new TLS handshake per request"}} {
-		ab, aa := r.ratios(m.mode, rps)
-		if len(ab) == 0 {
-			continue
+	for _, m := range loadModes {
+		for _, d := range daneSides {
+			ab, aa := r.ratios(m.mode, d.side, rps)
+			if len(ab) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "%-58s %-34s %-34s\n", "req/s, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
+			ab, aa = r.ratios(m.mode, d.side, p99)
+			fmt.Fprintf(w, "%-58s %-34s %-34s\n", "p99 latency, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
 		}
-		fmt.Fprintf(w, "%-44s %-34s %-34s\n", "req/s, "+m.label, spreadOf(ab), spreadOf(aa))
-		ab, aa = r.ratios(m.mode, p99)
-		fmt.Fprintf(w, "%-44s %-34s %-34s\n", "p99 latency, "+m.label, spreadOf(ab), spreadOf(aa))
 	}
 	fmt.Fprintln(w, "\nabsolute medians:")
-	for _, mode := range []string{"keepalive", "handshake"} {
-		for _, side := range []string{"stock-1", "stock-2", "dane"} {
-			var rps, p50, p99, conns []float64
+	for _, m := range loadModes {
+		for _, side := range []string{"stock-1", "stock-2", "dane", "dane-full"} {
+			var rps, p50, p99, conns, perReq, resumed []float64
 			var errs int64
 			for _, run := range r.Runs {
-				if run.Mode == mode && run.Side == side {
+				if run.Mode == m.mode && run.Side == side {
 					rps = append(rps, run.RPS)
 					p50 = append(p50, float64(run.P50))
 					p99 = append(p99, float64(run.P99))
 					conns = append(conns, float64(run.UpstreamConns))
+					if run.UpstreamRequests > 0 {
+						perReq = append(perReq, float64(run.UpstreamConns)/float64(run.UpstreamRequests))
+						resumed = append(resumed, float64(run.UpstreamResumed)/float64(run.UpstreamRequests))
+					}
 					errs += run.Errors
 				}
 			}
 			if len(rps) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "  %-9s %-7s %8.0f req/s (min %.0f, max %.0f)  p50 %-9v p99 %-9v upstream conns/run %.0f  errors %d\n",
-				mode, side, spreadOf(rps).Median, spreadOf(rps).Min, spreadOf(rps).Max,
+			fmt.Fprintf(w, "  %-12s %-9s %8.0f req/s (min %.0f, max %.0f)  p50 %-9v p99 %-9v upstream conns/run %.0f, per request %.3f (max %.3f), resumed %.2f  errors %d\n",
+				m.mode, side, spreadOf(rps).Median, spreadOf(rps).Min, spreadOf(rps).Max,
 				time.Duration(spreadOf(p50).Median).Round(time.Microsecond), time.Duration(spreadOf(p99).Median).Round(time.Microsecond),
-				spreadOf(conns).Median, errs)
+				spreadOf(conns).Median, spreadOf(perReq).Median, spreadOf(perReq).Max, spreadOf(resumed).Median, errs)
 		}
 	}
-	if len(r.RSS) == 3 && r.RSS[0].VmHWMKeepAliveKB > 0 {
+	if len(r.RSS) >= 3 && r.RSS[0].VmHWMKeepAliveKB > 0 {
 		base := float64(r.RSS[0].VmHWMKeepAliveKB)
 		fmt.Fprintln(w, "\npeak RSS (VmHWM) after the keep-alive phase:")
 		for _, s := range r.RSS {
