@@ -69,7 +69,9 @@ const (
 // only, so a request whose identity differs (another `name` or
 // `tls_server_name` behind the same address, say) never rides on it; it
 // gets a connection of its own, verified for it. Limits per host, such as
-// `max_conns_per_host`, count per identity.
+// `max_conns_per_host`, count per identity. TLS sessions are kept per
+// identity as well, and every resumption is re-checked against the current
+// TLSA RRset (sessions.go).
 type Transport struct {
 	reverseproxy.HTTPTransport
 
