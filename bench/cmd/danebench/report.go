@@ -116,7 +116,7 @@ var (
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\n== caddy-dane vs stock Caddy: %d rounds × %s, wrk -c%d; load avg start %s, end %s\n",
 		r.Rounds, r.Duration, r.Conns, r.Start, r.End)
-	fmt.Fprintf(w, "%-58s %-34s %-34s\n", "measure (side/stock-1 per round)", "median (min, max)", "A/A stock-2/stock-1")
+	fmt.Fprintf(w, "%-76s %-34s %-34s\n", "measure (side/stock-1 per round)", "median (min, max)", "A/A stock-2/stock-1")
 	rps := func(x runResult) float64 { return x.RPS }
 	p99 := func(x runResult) float64 { return float64(x.P99) }
 	for _, m := range loadModes {
@@ -125,9 +125,9 @@ func (r *report) print(w io.Writer) {
 			if len(ab) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "%-58s %-34s %-34s\n", "req/s, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
+			fmt.Fprintf(w, "%-76s %-34s %-34s\n", "req/s, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
 			ab, aa = r.ratios(m.mode, d.side, p99)
-			fmt.Fprintf(w, "%-58s %-34s %-34s\n", "p99 latency, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
+			fmt.Fprintf(w, "%-76s %-34s %-34s\n", "p99 latency, "+m.label+", "+d.label, spreadOf(ab), spreadOf(aa))
 		}
 	}
 	fmt.Fprintln(w, "\nabsolute medians:")
