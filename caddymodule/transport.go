@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,8 +86,9 @@ type Transport struct {
 	handshake time.Duration
 	logger    *zap.Logger
 	keepAlive *keepAlive
-	sessions  *sessionCache   // nil: session resumption off
-	singleUse bool            // keep-alive off and no per-host limit: one pool per connection
+	sessions  *sessionCache // nil: session resumption off
+	singleUse bool          // keep-alive off and no per-host limit: one pool per connection
+	bindings  *bindMemo
 	upstreams upstreamOrigins // where the handler's upstream names come from
 }
 
@@ -158,6 +160,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	// max_conns_per_host counts per pool: with a pool per connection it
 	// would count nothing, so a limit keeps the pools shared.
 	t.singleUse = rt.DisableKeepAlives && rt.MaxConnsPerHost == 0
+	t.bindings = new(bindMemo)
 	if !t.DANE.DisableSessionResumption {
 		t.sessions = newSessionCache()
 	}
@@ -241,6 +244,65 @@ type dialBinding struct {
 
 type bindingKey struct{}
 
+// clone copies a binding, to give the copy a pool of its own.
+func (b *dialBinding) clone() *dialBinding {
+	c := *b
+	return &c
+}
+
+// bindKey is everything a binding is computed from, for a target that is
+// not an SRV endpoint: Target.Identity is a function of the target's
+// fields alone, and poolHost of the identity and the rest of the key. So a
+// remembered binding is exactly the one bind would compute again.
+type bindKey struct {
+	target                                dane.Target
+	network, address, host, port, urlHost string
+	h1Only                                bool
+}
+
+// bindMemo remembers recent bindings, so that a request on a kept-alive
+// connection does not recompute its identity and pool key. It is bounded:
+// when full, it starts over (names from placeholders can be many).
+type bindMemo struct {
+	cur atomic.Pointer[bindTable]
+}
+
+type bindTable struct {
+	m sync.Map // bindKey → *dialBinding
+	n atomic.Int64
+}
+
+const bindMemoSize = 4096
+
+func (m *bindMemo) get(k bindKey) (*dialBinding, bool) {
+	if m == nil {
+		return nil, false
+	}
+	t := m.cur.Load()
+	if t == nil {
+		return nil, false
+	}
+	v, ok := t.m.Load(k)
+	if !ok {
+		return nil, false
+	}
+	return v.(*dialBinding), true
+}
+
+func (m *bindMemo) put(k bindKey, b *dialBinding) {
+	if m == nil {
+		return
+	}
+	t := m.cur.Load()
+	if t == nil || t.n.Load() >= bindMemoSize {
+		t = new(bindTable)
+		m.cur.Store(t)
+	}
+	if _, loaded := t.m.LoadOrStore(k, b); !loaded {
+		t.n.Add(1)
+	}
+}
+
 // singleUseDials names the pools of single-use connections.
 var singleUseDials atomic.Uint64
 
@@ -260,18 +322,27 @@ func (t *Transport) bind(req *http.Request) (*http.Request, error) {
 	if !ok {
 		return nil, t.refuse(req.URL.Host, dane.NoName(errors.New("no upstream dial info in request context")), start)
 	}
-	target := t.targetOf(ctx, di)
-	id, err := target.Identity()
-	if err != nil {
-		return nil, t.refuse(di.String(), err, start)
+	target, viaSRV := t.targetOf(ctx, di)
+	h1Only := caddyhttp.GetVar(ctx, "reverse_proxy.tls_h1_only") == true
+	key := bindKey{target: target, network: di.Network, address: di.Address, host: di.Host, port: di.Port, urlHost: req.URL.Host, h1Only: h1Only}
+	b, ok := t.bindings.get(key)
+	if !ok || viaSRV {
+		id, err := target.Identity()
+		if err != nil {
+			return nil, t.refuse(di.String(), err, start)
+		}
+		b = &dialBinding{target: target, di: di, h1Only: h1Only}
+		// The key covers the identity, the dial address and the URL host
+		// Caddy chose (with PROXY protocol it carries the client's
+		// address, which must keep its own pool too).
+		b.pool = poolHost(id, di, req.URL.Host, h1Only)
+		b.host = b.pool
+		if !viaSRV {
+			t.bindings.put(key, b)
+		}
 	}
-	b := &dialBinding{target: target, di: di, h1Only: caddyhttp.GetVar(ctx, "reverse_proxy.tls_h1_only") == true}
-	// The key covers the identity, the dial address and the URL host Caddy
-	// chose (with PROXY protocol it carries the client's address, which
-	// must keep its own pool too).
-	b.pool = poolHost(id, di, req.URL.Host, b.h1Only)
-	b.host = b.pool
 	if t.singleUse {
+		b = b.clone()
 		// Keep-alive off: the connection carries this request only, so
 		// it gets a pool of its own. Under a shared URL host, net/http's
 		// HTTP/2 pool discards a connection whose upgrade overlaps
@@ -307,7 +378,7 @@ func poolHost(id dane.Identity, di reverseproxy.DialInfo, urlHost string, h1Only
 // targetOf is the DANE target of an upstream: an endpoint of a validated
 // SRV RRset (dynamic dane_srv), or the upstream's host with the configured
 // name and SNI, placeholders expanded.
-func (t *Transport) targetOf(ctx context.Context, di reverseproxy.DialInfo) dane.Target {
+func (t *Transport) targetOf(ctx context.Context, di reverseproxy.DialInfo) (dane.Target, bool) {
 	repl, _ := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	expand := func(s string) string {
 		if repl == nil || !strings.Contains(s, "{") {
@@ -320,7 +391,7 @@ func (t *Transport) targetOf(ctx context.Context, di reverseproxy.DialInfo) dane
 		if sni != "" {
 			target.SNI = sni
 		}
-		return target
+		return target, true
 	}
 	port, err := strconv.Atoi(di.Port)
 	if err != nil {
@@ -333,7 +404,7 @@ func (t *Transport) targetOf(ctx context.Context, di reverseproxy.DialInfo) dane
 		Name:            expand(t.DANE.Name),
 		SNI:             sni,
 		Unauthenticated: t.upstreams.unauthenticated(di.Upstream),
-	}
+	}, false
 }
 
 // dialTLS is the only way this transport makes TLS connections, for the
