@@ -113,6 +113,7 @@ type env struct {
 	up                                *upstream
 	pki                               *pki
 	pprof                             bool // admin endpoint on, for /debug/pprof
+	curves                            []string
 }
 
 // transport returns the reverse_proxy transport of a side: stock Caddy
@@ -121,6 +122,9 @@ type env struct {
 func (e *env) transport(s *side, keepalive, h2 bool) map[string]any {
 	t := map[string]any{}
 	tlsCfg := map[string]any{"server_name": e.sni}
+	if len(e.curves) > 0 {
+		tlsCfg["curves"] = e.curves
+	}
 	if s.dane {
 		t["protocol"] = "dane"
 		d := map[string]any{"resolvers": []string{e.dnsAddr}, "trust_anchor_file": e.anchors}

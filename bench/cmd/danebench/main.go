@@ -58,6 +58,7 @@ func main() {
 		delvRuns = flag.Int("delv-runs", 15, "runs per tool in the delv comparison")
 		jsonOut  = flag.String("json", "", "also write the raw results here")
 		pprofDir = flag.String("pprof", "", "write a CPU profile of each side under keep-alive load to this directory (enables Caddy's admin endpoint on loopback)")
+		curves   = flag.String("curves", "", "comma-separated TLS key exchange groups for every proxy's upstream connections (e.g. x25519); default: Go's (X25519MLKEM768 first)")
 		modes    = flag.String("modes", "keepalive,handshake,handshake-h2", "which load modes to run, comma-separated")
 	)
 	flag.Parse()
@@ -89,6 +90,9 @@ func main() {
 	defer dnsSrv.Close()
 
 	e := &env{dir: dir, caddy: *caddyBin, dnsAddr: dnsAddr, anchors: anchors, sni: upstreamName, up: up, pki: p, pprof: *pprofDir != ""}
+	if *curves != "" {
+		e.curves = strings.Split(*curves, ",")
+	}
 	rep := &report{Rounds: *rounds, Duration: dur.String(), Conns: *conns, Start: loadavg()}
 
 	sides := []*side{{name: "stock-1"}, {name: "stock-2"}, {name: "dane", dane: true}, {name: "dane-full", dane: true, noResume: true}}
