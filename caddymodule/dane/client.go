@@ -196,6 +196,12 @@ func ClientOwner(name, service string) (string, error) {
 	if err := ValidateName(owner); err != nil {
 		return "", fmt.Errorf("client TLSA owner: %v", err)
 	}
+	// RFC 1035 §2.3.4: 255 octets on the wire, which for a name of plain
+	// labels (ValidateName allows no escapes) is its presentation length
+	// with the trailing dot, plus one. dns.IsDomainName lets 256 through.
+	if len(owner)+1 > 255 {
+		return "", fmt.Errorf("client TLSA owner %s is %d octets long on the wire, more than 255 (RFC 1035 §2.3.4)", owner, len(owner)+1)
+	}
 	return owner, nil
 }
 
