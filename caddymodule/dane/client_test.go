@@ -355,4 +355,3 @@ func TestClientPolicyValidate(t *testing.T) {
 		})
 	}
 }
-
