@@ -29,9 +29,11 @@ import (
 type clientFixture struct {
 	auth    *Authenticator
 	srv     *zonekit.Server
-	queries atomic.Int64 // queries sent to the zones
-	lookups atomic.Int64 // Prover.Lookup calls (the validator may answer from its cache)
-	stall   atomic.Bool  // hold every query until its context ends
+	queries atomic.Int64  // queries sent to the zones
+	lookups atomic.Int64  // Prover.Lookup calls (the validator may answer from its cache)
+	stall   atomic.Bool   // hold every query until its context ends
+	delay   time.Duration // added to every answer (set before use)
+	anchors []dns.RR      // the DS of example.test.
 }
 
 // countingProver counts the lookups that reach the Prover.
@@ -68,12 +70,20 @@ func newClientFixture(t testing.TB, records ...string) *clientFixture {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}
+		if f.delay > 0 {
+			select {
+			case <-time.After(f.delay):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		return f.srv.Exchange(ctx, q)
 	})
 	var anchors []dns.RR
 	for _, ds := range z.DS() {
 		anchors = append(anchors, ds)
 	}
+	f.anchors = anchors
 	v, err := dnssec.New(dnssec.Config{Exchanger: ex, Anchors: anchors})
 	if err != nil {
 		t.Fatal(err)
