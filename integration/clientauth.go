@@ -51,7 +51,7 @@ type ClientLab struct {
 	Cert, Key map[string]string
 	// UpstreamPort is the port of the client-verifying Caddy (its TLSA
 	// owner names need it before it runs); UpstreamCert/Key its key pair.
-	UpstreamPort             int
+	UpstreamPort              int
 	UpstreamCert, UpstreamKey string
 	// Backend counts the requests the upstream Caddy passes on, with the
 	// X-Dane-Client header it set from the placeholder.
@@ -243,4 +243,3 @@ func (e *Env) clientFrontCaddyfile(ports []int) string {
 	}
 	return out + site(ports[len(clientNames)], clientUpstreamNoDNS, clientGood)
 }
-
