@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
@@ -191,7 +192,7 @@ func TestTransportPresentsClientCertificate(t *testing.T) {
 	}
 
 	t.Run("draft-8.1/client certificate with a TLSA record: 200, name in the placeholder", func(t *testing.T) {
-		before := u.reached.Load()
+		before, counted := u.reached.Load(), clientCount(t, "verified", "")
 		st, body, err := send(t, client)
 		if err != nil || st != 200 || body != clientName {
 			t.Fatalf("got %d %q %v; want 200 %q", st, body, err, clientName)
@@ -199,16 +200,24 @@ func TestTransportPresentsClientCertificate(t *testing.T) {
 		if u.reached.Load() != before+1 {
 			t.Fatalf("%d requests reached the handler, want 1", u.reached.Load()-before)
 		}
+		if n := clientCount(t, "verified", "") - counted; n != 1 {
+			t.Errorf("caddy_dane_client_verifications_total{result=verified} rose by %v, want 1", n)
+		}
 	})
 	for _, tc := range []struct {
-		name string
-		leaf *pkikit.Leaf
+		name   string
+		leaf   *pkikit.Leaf
+		reason dane.Reason // counted refusal; "" = none (no certificate: crypto/tls refuses first)
 	}{
-		{"draft-8.2/no client certificate: handshake refused", nil},
-		{"draft-8.2/same name, key not in the TLSA records: handshake refused", impostor},
+		{"draft-8.2/no client certificate: handshake refused", nil, ""},
+		{"draft-8.2/same name, key not in the TLSA records: handshake refused", impostor, dane.ReasonMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := u.reached.Load()
+			var counted float64
+			if tc.reason != "" {
+				counted = clientCount(t, "refused", string(tc.reason))
+			}
 			st, _, err := send(t, tc.leaf)
 			if err == nil {
 				t.Fatalf("got %d: want the handshake refused", st)
@@ -216,8 +225,24 @@ func TestTransportPresentsClientCertificate(t *testing.T) {
 			if n := u.reached.Load() - before; n != 0 {
 				t.Fatalf("%d requests reached the handler", n)
 			}
+			if tc.reason != "" {
+				if n := clientCount(t, "refused", string(tc.reason)) - counted; n != 1 {
+					t.Errorf("caddy_dane_client_verifications_total{result=refused,reason=%q} rose by %v, want 1", tc.reason, n)
+				}
+			}
 		})
 	}
+}
+
+// clientCount reads caddy_dane_client_verifications_total{result,reason}.
+func clientCount(t *testing.T, result, reason string) float64 {
+	t.Helper()
+	initClientMetrics()
+	var m dto.Metric
+	if err := clientMetrics.verifications.WithLabelValues(result, reason).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 func leafs(l *pkikit.Leaf) []*x509.Certificate { return []*x509.Certificate{l.Cert} }
