@@ -21,7 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
@@ -237,12 +237,29 @@ func TestTransportPresentsClientCertificate(t *testing.T) {
 // clientCount reads caddy_dane_client_verifications_total{result,reason}.
 func clientCount(t *testing.T, result, reason string) float64 {
 	t.Helper()
-	initClientMetrics()
-	var m dto.Metric
-	if err := clientMetrics.verifications.WithLabelValues(result, reason).Write(&m); err != nil {
+	reg := prometheus.NewRegistry()
+	if err := registerClientMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_dane_client_verifications_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["result"] == result && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func leafs(l *pkikit.Leaf) []*x509.Certificate { return []*x509.Certificate{l.Cert} }

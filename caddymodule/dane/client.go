@@ -92,9 +92,16 @@ func (p ClientPolicy) Validate() error {
 	if len(p.Names) == 0 && len(p.Suffixes) == 0 {
 		return errors.New("no client names or suffixes are allowed: a name is never admitted just because it has TLSA records")
 	}
-	for _, n := range append(append([]string(nil), p.Names...), p.Suffixes...) {
+	for _, n := range p.Names {
 		if err := validateClientName(n); err != nil {
 			return err
+		}
+	}
+	// A suffix may start with an underscore label: the draft's device
+	// identities (§2.2) live below "_device.<org domain>".
+	for _, s := range p.Suffixes {
+		if err := ValidateName(s); err != nil {
+			return fmt.Errorf("client name suffix: %v", err)
 		}
 	}
 	if p.Service != "" {

@@ -128,6 +128,7 @@ func TestVerifyClient(t *testing.T) {
 	pkServerOnly := must(t)(root.NewLeaf("pkix.clients.example.test"))
 	wrong := must(t)(pkikit.SelfSignedClient("wrong.clients.example.test"))
 	other := must(t)(pkikit.SelfSignedClient("other"))
+	dev := must(t)(pkikit.SelfSignedClient("sensor7._device.example.test"))
 	records := []string{
 		"good.clients 300 IN TLSA " + good.TLSA311(),
 		"exact 300 IN TLSA " + exact.TLSA311(),
@@ -137,7 +138,7 @@ func TestVerifyClient(t *testing.T) {
 		"wrong.clients 300 IN TLSA " + other.TLSA311(),
 		"notlsa.clients 300 IN A 192.0.2.1",
 		"bogus.clients 300 IN TLSA " + good.TLSA311(),
-		"usage01.clients 300 IN TLSA 1 1 1 " + pkikit.SPKISHA256(pk.Cert),
+		"sensor7._device 300 IN TLSA " + dev.TLSA311(),
 	}
 	f := newClientFixture(t, records...)
 	f.srv.Tamper = func(q, resp *dns.Msg) {
@@ -182,6 +183,7 @@ func TestVerifyClient(t *testing.T) {
 		{name: "draft-5/wildcard SAN names no single client", policy: clientPolicy, chain: chainOf(must(t)(pkikit.SelfSignedClient("*.clients.example.test"))), want: ReasonNoName},
 		{name: "draft-6,8.2/two admitted SANs: ambiguous without the extension", policy: clientPolicy, chain: chainOf(must(t)(pkikit.SelfSignedClient("good.clients.example.test", "exact.example.test"))), want: ReasonNoName},
 		{name: "draft-6/one admitted SAN among others is the identity", policy: ClientPolicy{Names: []string{"good.clients.example.test"}}, chain: chainOf(good2(t, "good.clients.example.test", good, "unrelated.example.org")), owner: "good.clients.example.test."},
+		{name: "draft-2.2/device identity sensor7._device.<org> under an underscore suffix", policy: ClientPolicy{Suffixes: []string{"_device.example.test"}}, chain: chainOf(dev), owner: "sensor7._device.example.test."},
 		{name: "RFC8552/attribute-leaf SAN _443._tcp.<server> is no client name", policy: ClientPolicy{Suffixes: []string{"example.test"}}, chain: chainOf(must(t)(pkikit.SelfSignedClient("_443._tcp.good.clients.example.test"))), want: ReasonNoName},
 		{name: "draft-8.2/no certificate", policy: clientPolicy, chain: nil, want: ReasonNoName},
 	} {
@@ -357,6 +359,7 @@ func TestClientPolicyValidate(t *testing.T) {
 		{"service label with a dot", ClientPolicy{Names: []string{"a.example.com"}, Service: "a.b"}, false},
 		{"IP literal", ClientPolicy{Names: []string{"192.0.2.1"}}, false},
 		{"RFC8552/underscore-leading name", ClientPolicy{Names: []string{"_443._tcp.a.example.com"}}, false},
+		{"draft-2.2/device identities below an underscore suffix", ClientPolicy{Suffixes: []string{"_device.example.com"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.p.Validate(); (err == nil) != tc.ok {
