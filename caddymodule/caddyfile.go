@@ -370,6 +370,7 @@ func asDANEBlock(segs []caddyfile.Segment) []caddyfile.Token {
 //	        allow_suffixes    <domain...>
 //	        service           <label>
 //	        max_lookups       <n>
+//	        max_lookup_rate   <per_second>
 //	        negative_ttl      <duration>
 //	        # as in the dane transport's `dane` block:
 //	        resolvers         <ip[:port]...>
@@ -431,6 +432,16 @@ func (v *ClientVerifier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("invalid max_lookups %q: must be a positive integer", s)
 			}
 			v.MaxLookups = n
+		case "max_lookup_rate":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			r, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(r > 0) || r > 1e9 {
+				return d.Errf("invalid max_lookup_rate %q: must be a positive number of lookups per second", s)
+			}
+			v.MaxLookupRate = r
 		case "negative_ttl":
 			var s string
 			if !d.AllArgs(&s) {

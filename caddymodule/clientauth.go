@@ -62,6 +62,11 @@ type ClientVerifier struct {
 	// that finds them all busy is refused, not queued. Default: 32.
 	MaxLookups int `json:"max_lookups,omitempty"`
 
+	// Upper bound on the client TLSA lookups started per second (bursts
+	// up to max_lookups); beyond it a handshake with a name that is not
+	// cached is refused. Default: 100.
+	MaxLookupRate float64 `json:"max_lookup_rate,omitempty"`
+
 	// How long a client name whose lookup was refused (no TLSA, insecure,
 	// bogus, timeout) is refused again without DNS. Default: 10s.
 	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
@@ -99,6 +104,9 @@ func (v *ClientVerifier) Provision(ctx caddy.Context) error {
 	if v.MaxLookups < 0 {
 		return fmt.Errorf("dane client verifier: max_lookups must not be negative: %d", v.MaxLookups)
 	}
+	if v.MaxLookupRate < 0 {
+		return fmt.Errorf("dane client verifier: max_lookup_rate must not be negative: %g", v.MaxLookupRate)
+	}
 	if v.NegativeTTL < 0 {
 		return fmt.Errorf("dane client verifier: negative_ttl must not be negative: %s", time.Duration(v.NegativeTTL))
 	}
@@ -112,6 +120,7 @@ func (v *ClientVerifier) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("dane client verifier: %v", strings.TrimPrefix(err.Error(), "dane: "))
 	}
 	auth.ClientLookups = v.MaxLookups
+	auth.ClientLookupRate = v.MaxLookupRate
 	auth.ClientNegativeTTL = time.Duration(v.NegativeTTL)
 	auth.Observe = observeLookup
 	v.auth = auth

@@ -331,6 +331,7 @@ func TestClientVerifierCaddyfile(t *testing.T) {
 				allow_suffixes clients.example.com
 				service smtp-client
 				max_lookups 8
+				max_lookup_rate 50
 				negative_ttl 5s
 				resolvers 127.0.0.1:5300
 				timeout 2s
@@ -345,7 +346,7 @@ func TestClientVerifierCaddyfile(t *testing.T) {
 	}
 	s := string(out)
 	for _, want := range []string{`"verifier":"dane"`, `"allow_names":["a.example.com"]`, `"allow_suffixes":["clients.example.com"]`,
-		`"service":"smtp-client"`, `"max_lookups":8`, `"negative_ttl":5000000000`, `"resolvers":["127.0.0.1:5300"]`,
+		`"service":"smtp-client"`, `"max_lookups":8`, `"max_lookup_rate":50`, `"negative_ttl":5000000000`, `"resolvers":["127.0.0.1:5300"]`,
 		`"timeout":2000000000`, `"handler":"dane_client"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, s)
@@ -359,6 +360,7 @@ func TestClientVerifierCaddyfile(t *testing.T) {
 		{"transport-only option", "check_names", "unrecognized dane verifier option"},
 		{"PKIX fallback is not for clients", "on_no_tlsa pkix", "unrecognized dane verifier option"},
 		{"bad negative ttl", "negative_ttl -1s", "negative_ttl"},
+		{"bad lookup rate", "max_lookup_rate NaN", "max_lookup_rate"},
 		{"IP literal name", "allow_names 192.0.2.1", "IP address"},
 		{"validator option checked by the transport's parser", "dnssec maybe", "dnssec"},
 	} {

@@ -70,6 +70,11 @@ type Authenticator struct {
 	// (ReasonBusy), not queued. 0 means DefaultClientLookups.
 	ClientLookups int
 
+	// ClientLookupRate bounds the cold client TLSA lookups started per
+	// second (bursts up to ClientLookups); beyond it a handshake is
+	// refused (ReasonBusy). 0 means DefaultClientLookupRate.
+	ClientLookupRate float64
+
 	// ClientNegativeTTL is how long a client identity whose lookup was
 	// refused is refused again without DNS. 0 means
 	// DefaultClientNegativeTTL.

@@ -47,8 +47,9 @@ import (
 //
 // A handshake triggers a DNS lookup chosen by the client's certificate,
 // so the lookups are bounded (§12 of the draft warns of exactly this):
-// at most ClientLookups run at once and a handshake that finds them all
-// busy is refused rather than queued, and a refused identity is
+// at most ClientLookups run at once and at most ClientLookupRate start a
+// second, a handshake that finds no slot or no token is refused rather
+// than queued, and a refused identity is
 // remembered for ClientNegativeTTL (bounded in number) so that repeating
 // it costs no DNS.
 
@@ -75,6 +76,12 @@ const (
 	// DefaultClientNegativeTTL is how long a refused client identity is
 	// remembered when Authenticator.ClientNegativeTTL is 0.
 	DefaultClientNegativeTTL = 10 * time.Second
+	// DefaultClientLookupRate is the sustained rate, per second, of cold
+	// client lookups when Authenticator.ClientLookupRate is 0; bursts of
+	// up to the number of lookup slots are allowed. With a fast resolver
+	// the slots alone would let a flood of fresh names send thousands of
+	// queries a second; the rate bounds what the resolver sees.
+	DefaultClientLookupRate = 100
 	// maxClientNegative caps the refused identities remembered: when it
 	// is reached, expired entries go first, then arbitrary ones.
 	maxClientNegative = 4096
@@ -281,10 +288,37 @@ func (a *Authenticator) VerifyClient(ctx context.Context, p ClientPolicy, chain 
 
 // clientState bounds the lookups that clients trigger.
 type clientState struct {
-	once sync.Once
-	sem  chan struct{}
-	mu   sync.Mutex
-	neg  map[string]negEntry
+	once   sync.Once
+	sem    chan struct{}
+	bucket tokenBucket
+	mu     sync.Mutex
+	neg    map[string]negEntry
+}
+
+// tokenBucket admits cold lookups at a sustained rate with bursts.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+// take spends a token if one is left at now.
+func (b *tokenBucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() && now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	if now.After(b.last) || b.last.IsZero() {
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 type negEntry struct {
@@ -301,6 +335,11 @@ func (a *Authenticator) clientInit() *clientState {
 		}
 		c.sem = make(chan struct{}, n)
 		c.neg = make(map[string]negEntry)
+		rate := a.ClientLookupRate
+		if rate <= 0 {
+			rate = DefaultClientLookupRate
+		}
+		c.bucket = tokenBucket{rate: rate, burst: float64(n), tokens: float64(n)}
 	})
 	return c
 }
@@ -315,10 +354,11 @@ func (a *Authenticator) clientNegativeTTL() time.Duration {
 // lookupClient finds the DNSSEC-secure TLSA RRset at a client's owner
 // name. A Secure set is cached as a server's is (keyed by owner, port 0,
 // which no server has) and prefetched; a refusal is remembered for the
-// negative TTL. A cold lookup needs one of ClientLookups slots; when none
-// is free the handshake is refused (ReasonBusy) rather than queued, so a
-// flood of handshakes with fresh names cannot hold more than that many
-// lookups, nor their memory, at once. There is no PKIX fallback: a client
+// negative TTL. A cold lookup needs one of ClientLookups slots and a token
+// of the ClientLookupRate bucket; without either the handshake is refused
+// (ReasonBusy) rather than queued, so a flood of handshakes with fresh
+// names cannot hold more than that many lookups, nor their memory, at
+// once, nor send the resolver more than that rate. There is no PKIX fallback: a client
 // without DANE is not authenticated (OnNoTLSA is for servers).
 func (a *Authenticator) lookupClient(ctx context.Context, id Identity) (*TLSASet, error) {
 	now := a.now()
@@ -341,6 +381,10 @@ func (a *Authenticator) lookupClient(ctx context.Context, id Identity) (*TLSASet
 	default:
 		return nil, &Refusal{Reason: ReasonBusy, Owner: id.Owner,
 			Err: fmt.Errorf("all %d client TLSA lookups are in use; the handshake is refused rather than queued", cap(c.sem))}
+	}
+	if !c.bucket.take(now) {
+		return nil, &Refusal{Reason: ReasonBusy, Owner: id.Owner,
+			Err: fmt.Errorf("more than %g client TLSA lookups a second; the handshake is refused rather than queued", c.bucket.rate)}
 	}
 	res := a.Prover.Lookup(ctx, id.Owner, dns.TypeTLSA)
 	set, err := newTLSASet(id.Base, id.Owner, res, now)

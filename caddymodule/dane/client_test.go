@@ -267,6 +267,7 @@ func TestClientIdentityKeyDistinct(t *testing.T) {
 func TestClientLookupBounds(t *testing.T) {
 	f := newClientFixture(t, "notlsa.clients 300 IN A 192.0.2.1")
 	f.auth.ClientLookups = 1
+	f.auth.ClientLookupRate = 1e9 // the rate is tested on its own below
 	f.auth.ClientNegativeTTL = 200 * time.Millisecond
 	f.auth.LookupTimeout = 2 * time.Second
 	ctx := context.Background()
@@ -302,7 +303,10 @@ func TestClientLookupBounds(t *testing.T) {
 			done <- err
 		}()
 		// Wait until the first lookup holds the slot.
-		for deadline := time.Now().Add(2 * time.Second); len(f.auth.client.sem) == 0 && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(2 * time.Second); len(f.auth.client.sem) == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the first lookup never held the slot: %v", <-done)
+			}
 			time.Sleep(time.Millisecond)
 		}
 		start := time.Now()
@@ -315,6 +319,32 @@ func TestClientLookupBounds(t *testing.T) {
 		}
 		if r := RefusalOf(<-done); r.Reason != ReasonDNSTimeout && r.Reason != ReasonIndeterminate && r.Reason != ReasonDNSError {
 			t.Errorf("stalled lookup: %v; want it bounded by the lookup timeout", r)
+		}
+	})
+
+	t.Run("rate/cold lookups beyond the rate are refused, then admitted again", func(t *testing.T) {
+		g := newClientFixture(t)
+		g.auth.ClientLookups, g.auth.ClientLookupRate = 2, 4 // burst 2, one token per 250 ms
+		verify := func(name string) error {
+			_, err := g.auth.VerifyClient(ctx, clientPolicy, chainOf(must(t)(pkikit.SelfSignedClient(name))))
+			return err
+		}
+		for _, n := range []string{"r1.clients.example.test", "r2.clients.example.test"} {
+			if r := RefusalOf(verify(n)); r.Reason != ReasonNoTLSA {
+				t.Fatalf("%s within the burst: %v", n, r)
+			}
+		}
+		err := verify("r3.clients.example.test")
+		if r := RefusalOf(err); r.Reason != ReasonBusy || !strings.Contains(err.Error(), "a second") {
+			t.Fatalf("third cold lookup at once: %v; want %q (rate)", err, ReasonBusy)
+		}
+		lookups := g.lookups.Load()
+		if verify("r1.clients.example.test") == nil || g.lookups.Load() != lookups {
+			t.Fatal("a remembered refusal must not need a token, nor a lookup")
+		}
+		time.Sleep(300 * time.Millisecond)
+		if r := RefusalOf(verify("r3.clients.example.test")); r.Reason != ReasonNoTLSA {
+			t.Fatalf("after a token came back: %v", r)
 		}
 	})
 
