@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
@@ -373,8 +374,145 @@ func asDANEBlock(segs []caddyfile.Segment) []caddyfile.Token {
 	return append(toks, caddyfile.Token{File: open.File, Line: last + 1, Text: "}"})
 }
 
+// UnmarshalCaddyfile sets up the DANE client verifier from Caddyfile
+// tokens. Syntax:
+//
+//	client_auth {
+//	    mode require
+//	    verifier dane {
+//	        allow_names       <name...>
+//	        allow_suffixes    <domain...>
+//	        service           <label>
+//	        max_lookups       <n>
+//	        max_lookup_rate   <per_second>
+//	        negative_ttl      <duration>
+//	        # as in the dane transport's `dane` block:
+//	        resolvers         <ip[:port]...>
+//	        dnssec            validate|trust_resolver
+//	        trust_anchor_file <path>
+//	        timeout           <duration>
+//	        query_timeout     <duration>
+//	        cache_size        <entries>
+//	    }
+//	}
+//
+// At least one of allow_names and allow_suffixes is required: a client
+// name is admitted by the list, never by having TLSA records. The
+// validator options are parsed by the transport's parser, so they mean
+// and check exactly the same; the transport's name, on_no_tlsa,
+// follow_cname and check_names do not apply to clients and are refused.
+func (v *ClientVerifier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "dane"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	var validatorSegs []caddyfile.Segment
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt != "allow_names" && opt != "allow_suffixes" && opt != "resolvers" {
+			if seen[opt] {
+				return d.Errf("dane verifier option %q specified more than once", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "allow_names", "allow_suffixes":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				if err := dane.ValidateName(a); err != nil {
+					return d.Errf("%s: %v", opt, err)
+				}
+			}
+			if opt == "allow_names" {
+				v.AllowNames = append(v.AllowNames, args...)
+			} else {
+				v.AllowSuffixes = append(v.AllowSuffixes, args...)
+			}
+		case "service":
+			if !d.AllArgs(&v.Service) {
+				return d.ArgErr()
+			}
+		case "max_lookups":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("invalid max_lookups %q: must be a positive integer", s)
+			}
+			v.MaxLookups = n
+		case "max_lookup_rate":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			r, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(r > 0) || r > 1e9 {
+				return d.Errf("invalid max_lookup_rate %q: must be a positive number of lookups per second", s)
+			}
+			v.MaxLookupRate = r
+		case "negative_ttl":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("invalid negative_ttl %q: must be a positive duration", s)
+			}
+			v.NegativeTTL = caddy.Duration(dur)
+		case "resolvers", "dnssec", "trust_anchor_file", "timeout", "query_timeout", "cache_size":
+			validatorSegs = append(validatorSegs, d.NextSegment())
+		default:
+			return d.Errf("unrecognized dane verifier option %q", opt)
+		}
+	}
+	var o Options
+	if err := o.unmarshalCaddyfile(caddyfile.NewDispenser(asDANEBlock(validatorSegs))); err != nil {
+		return err
+	}
+	v.Resolvers, v.DNSSEC, v.TrustAnchorFile = o.Resolvers, o.DNSSEC, o.TrustAnchorFile
+	v.Timeout, v.QueryTimeout, v.CacheSize = o.Timeout, o.QueryTimeout, o.CacheSize
+	return nil
+}
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("dane_client", parseClientName)
+	// Before map, so that every later directive can use the placeholder.
+	httpcaddyfile.RegisterDirectiveOrder("dane_client", httpcaddyfile.Before, "map")
+}
+
+// parseClientName sets up the dane_client handler. Syntax:
+//
+//	dane_client [optional]
+//
+// It sets {http.request.tls.client.dane_name} to the name the DANE client
+// verifier authenticated this connection's certificate as; without
+// `optional`, a request with no such name is refused with 403 (a client
+// without a certificate under `mode request` never reaches the verifier).
+func parseClientName(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // consume directive name
+	var c ClientName
+	if h.NextArg() {
+		if h.Val() != "optional" {
+			return nil, h.Errf("dane_client: unknown argument %q (want optional)", h.Val())
+		}
+		c.Optional = true
+	}
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.ArgErr()
+	}
+	return c, nil
+}
+
 // Interface guards
 var (
 	_ caddyfile.Unmarshaler = (*Transport)(nil)
 	_ caddyfile.Unmarshaler = (*SRVUpstreams)(nil)
+	_ caddyfile.Unmarshaler = (*ClientVerifier)(nil)
 )

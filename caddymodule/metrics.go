@@ -157,3 +157,57 @@ func registerMonitorMetrics(registry *prometheus.Registry) (*prometheus.GaugeVec
 	}
 	return g, nil
 }
+
+// Client verification (clientauth.go): caddy_dane_client_verifications_total
+// {result,reason} and the time VerifyClientCertificate takes.
+var clientMetrics = struct {
+	once          sync.Once
+	verifications *prometheus.CounterVec
+	duration      prometheus.Histogram
+}{}
+
+func initClientMetrics() {
+	clientMetrics.once.Do(func() {
+		clientMetrics.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "dane", Name: "client_verifications_total",
+			Help: "TLS clients authenticated by DANE (result=verified) or refused, by refusal reason.",
+		}, []string{"result", "reason"})
+		clientMetrics.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy", Subsystem: "dane", Name: "client_verify_duration_seconds",
+			Help:    "Time to authenticate a TLS client by DANE during its handshake, TLSA lookup included.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		})
+	})
+}
+
+// registerClientMetrics registers the client collectors into a config's
+// registry; already registered is not an error.
+func registerClientMetrics(registry *prometheus.Registry) error {
+	initClientMetrics()
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{clientMetrics.verifications, clientMetrics.duration} {
+		if err := registry.Register(c); err != nil {
+			if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func countClientVerified() {
+	initClientMetrics()
+	clientMetrics.verifications.WithLabelValues("verified", "").Inc()
+}
+
+func countClientRefused(reason dane.Reason) {
+	initClientMetrics()
+	clientMetrics.verifications.WithLabelValues("refused", string(reason)).Inc()
+}
+
+func observeClientVerify(elapsed time.Duration) {
+	initClientMetrics()
+	clientMetrics.duration.Observe(elapsed.Seconds())
+}

@@ -46,6 +46,10 @@ type Env struct {
 	// Tenants is one upstream address for several names (tenants.go).
 	Tenants *TenantUpstream
 
+	// Clients are the mutual DANE identities and their verifier's
+	// backend (clientauth.go).
+	Clients *ClientLab
+
 	CaddyBin   string
 	caddyBuilt chan struct{} // closed when the build has ended
 	caddyErr   error
@@ -222,6 +226,10 @@ func (e *Env) setup() error {
 		},
 	}
 
+	if err := e.setupClients(children); err != nil {
+		return err
+	}
+
 	// Serve: the attacker key where the test needs an impostor.
 	for name, u := range e.Up {
 		switch name {
@@ -264,6 +272,7 @@ func (e *Env) Close() {
 	if e.Tenants != nil {
 		e.Tenants.Close()
 	}
+	e.Clients.Close()
 	if e.Lab != nil {
 		e.Lab.Close()
 	}

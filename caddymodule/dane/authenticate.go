@@ -70,7 +70,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, t Target, hs Handshake
 	v := &Verdict{Identity: id, Set: set}
 	var refusal error
 	verify := func(chain []*x509.Certificate) error {
-		m, err := a.verify(set, chain, id.Names)
+		m, err := a.verifyFor(set, chain, id.Names, id.purpose())
 		if err != nil {
 			refusal, v.Match = err, nil
 			return err
@@ -99,14 +99,17 @@ func (a *Authenticator) lookupFor(ctx context.Context, id Identity) (*TLSASet, e
 	start := time.Now()
 	var set *TLSASet
 	var err error
-	if id.NoDANE != nil {
+	if a.LookupTimeout > 0 && id.NoDANE == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.LookupTimeout)
+		defer cancel()
+	}
+	switch {
+	case id.NoDANE != nil:
 		set, err = a.noDANE(id)
-	} else {
-		if a.LookupTimeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, a.LookupTimeout)
-			defer cancel()
-		}
+	case id.Owner != "":
+		set, err = a.lookupClient(ctx, id)
+	default:
 		set, err = a.lookup(ctx, id.Base, id.Port)
 	}
 	if a.Observe != nil {

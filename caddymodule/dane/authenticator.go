@@ -65,8 +65,24 @@ type Authenticator struct {
 	// is refused, because it leaves the base domain undecided.
 	FollowCNAME bool
 
-	sets setCache // parsed Secure sets by host and port
-	srvs srvCache // SRV resolutions by owner and address families
+	// ClientLookups bounds the client TLSA lookups (VerifyClient) that
+	// may run at once; a handshake that finds every slot busy is refused
+	// (ReasonBusy), not queued. 0 means DefaultClientLookups.
+	ClientLookups int
+
+	// ClientLookupRate bounds the cold client TLSA lookups started per
+	// second (bursts up to ClientLookups); beyond it a handshake is
+	// refused (ReasonBusy). 0 means DefaultClientLookupRate.
+	ClientLookupRate float64
+
+	// ClientNegativeTTL is how long a client identity whose lookup was
+	// refused is refused again without DNS. 0 means
+	// DefaultClientNegativeTTL.
+	ClientNegativeTTL time.Duration
+
+	sets   setCache    // parsed Secure sets by host and port (clients: owner, port 0)
+	client clientState // client lookup slots and remembered refusals
+	srvs   srvCache    // SRV resolutions by owner and address families
 }
 
 // TLSASet is a TLSA RRset that DNSSEC proved Secure, ready for matching.
@@ -257,6 +273,12 @@ func (a *Authenticator) now() time.Time {
 // reference identifiers of the Identity; a set found through a secure
 // CNAME chain adds the chain's other end (RFC 7671 §5.2.2, §7).
 func (a *Authenticator) verify(set *TLSASet, chain []*x509.Certificate, names []string) (*tlsa.Match, error) {
+	return a.verifyFor(set, chain, names, tlsa.PurposeServer)
+}
+
+// verifyFor is verify for a peer of purpose p: a server, or a client
+// (draft-ietf-dance-client-auth), whose chain must allow clientAuth.
+func (a *Authenticator) verifyFor(set *TLSASet, chain []*x509.Certificate, names []string, p tlsa.Purpose) (*tlsa.Match, error) {
 	names = set.referenceNames(names)
 	if set.PKIX {
 		m, err := verifyPKIX(chain, a.Roots, names, a.now())
@@ -272,6 +294,7 @@ func (a *Authenticator) verify(set *TLSASet, chain []*x509.Certificate, names []
 		Roots:        a.Roots,
 		Time:         a.now(),
 		CheckEENames: a.CheckEENames,
+		Purpose:      p,
 	})
 	if err != nil {
 		return nil, set.refuse(reasonForMatch(err), err)

@@ -3,12 +3,17 @@
 // matching of the server's certificate chain against the records found.
 //
 // Every caller (the transport, `caddy dane check`, dane_monitor, the
-// dane_srv upstream source) authenticates through one function,
-// Authenticator.Authenticate, and the data flows one way:
+// dane_srv upstream source, the client verifier) authenticates through one
+// function, Authenticator.Authenticate, and the data flows one way:
 //
 //	Target ──► Identity (base domain, names, SNI) ──► TLSA owner _port._tcp.base.
 //	       ──► dnssec.Prover ──► TLSA RRset (Secure only)
 //	       ──► the caller's Handshake ──► presented chain ──► tlsa.Verify ──► *Verdict, or a *Refusal
+//
+// A TLS client (mutual DANE, draft-ietf-dance-client-auth; client.go)
+// enters with the Target ClientPolicy.Target makes from its certificate:
+// its TLSA owner is its name or _service.<name>, not _port._tcp.base, and
+// it is verified for the clientAuth purpose (VerifyClient).
 //
 // A connection verified for one Identity serves that Identity only
 // (Identity.Key). The TLSA base domain is never chosen by data DNSSEC did

@@ -46,6 +46,11 @@ type Target struct {
 	// is a target of an SRV RRset (RFC 7673). It is unexported so that no
 	// caller can claim a TLSA base domain that DNSSEC did not give.
 	srv *srvProof
+
+	// client is set only by ClientPolicy.Target: a TLS client's identity
+	// (draft-ietf-dance-client-auth), decided from its certificate and the
+	// operator's allow-list. Unexported for the same reason as srv.
+	client *clientIdentity
 }
 
 // srvProof is how an SRV-derived Target came to be (RFC 7673 §3).
@@ -78,6 +83,11 @@ type Identity struct {
 	NoDANE *dnssec.Result
 	// Via is the owner of the SRV RRset the target was found through, "" if none.
 	Via string
+	// Owner is set for a TLS client's identity only (ClientPolicy.Target):
+	// the TLSA owner name, which for a client is not _port._tcp.Base
+	// (draft-ietf-dance-client-auth §2). Base and Names are then the
+	// client's name; Host, Port and SNI are empty.
+	Owner string
 }
 
 // Key is a short string that differs whenever the identities differ:
@@ -109,6 +119,13 @@ func (id Identity) AppendFields(b []byte) []byte {
 		field(id.NoDANE.Name)
 		field(id.NoDANE.Status.String())
 	}
+	if id.Owner != "" {
+		// 'o' never starts a field (they start with a digit), so a client
+		// identity never encodes like a server's, whose encoding this
+		// leaves unchanged.
+		b = append(b, 'o')
+		field(id.Owner)
+	}
 	return b
 }
 
@@ -121,6 +138,9 @@ func (id Identity) AppendFields(b []byte) []byte {
 // (§3.1, §3.2) and accepts only the names DNSSEC did authenticate. A named
 // Host is its own base domain. An IP-literal Host takes Name, else SNI.
 func (t Target) Identity() (Identity, error) {
+	if t.client != nil {
+		return t.client.identity(), nil
+	}
 	switch t.Network {
 	case "", "tcp", "tcp4", "tcp6":
 	default:

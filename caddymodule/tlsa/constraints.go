@@ -10,7 +10,9 @@ import (
 // checkPathConstraints applies to a DANE-TA path (leaf first, anchor
 // certificate last when the anchor is one) the checks OpenSSL's
 // X509_verify_cert makes on the same path when libssl verifies a server
-// (purpose "sslserver"), beyond the signatures and dates finishTA checks.
+// (purpose "sslserver"; "sslclient" for PurposeClient, a client verified
+// by draft-ietf-dance-client-auth), beyond the signatures and dates
+// finishTA checks.
 // It is the one entry point; each check lives in the file of its concern,
 // as OpenSSL splits v3_purp.c from v3_ncons.c:
 //
@@ -55,7 +57,7 @@ import (
 // A bare-key anchor ("2 1 0") carries no extensions: only the presented
 // certificates on the path are checked then. DANE-EE(3) does not come
 // here (RFC 7671 §5.1).
-func checkPathConstraints(path []*x509.Certificate) (reason string) {
+func checkPathConstraints(path []*x509.Certificate, p Purpose) (reason string) {
 	for i, c := range path {
 		ext := scanExtensions(c)
 		if ext.invalid != "" {
@@ -65,7 +67,7 @@ func checkPathConstraints(path []*x509.Certificate) (reason string) {
 			return fmt.Sprintf("the certificate at depth %d (%s) has a critical extension %s that this verifier does not process",
 				i, subjectOf(c), oid)
 		}
-		if r := checkPurpose(i, c, &ext); r != "" {
+		if r := checkPurpose(i, c, &ext, p); r != "" {
 			return r
 		}
 		if r := checkPathLen(path, i); r != "" {

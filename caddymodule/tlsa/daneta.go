@@ -121,7 +121,7 @@ func (v *verifier) finishTA(r Record, path []*x509.Certificate, depth int, broke
 					i, subjectOf(c), c.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))}
 		}
 	}
-	if reason := checkPathConstraints(path); reason != "" {
+	if reason := checkPathConstraints(path, v.o.Purpose); reason != "" {
 		return nil, &ChainError{Record: r, Depth: depth, Reason: reason}
 	}
 	return &Match{Record: r, Depth: depth, Chain: path}, nil

@@ -37,9 +37,10 @@ func (v *verifier) pkix() (*Match, error) {
 		Roots:         v.o.Roots,
 		Intermediates: inter,
 		CurrentTime:   v.now,
-		// The peer is a server: RFC 7671 is about TLS servers, and OpenSSL's
-		// DANE verification uses the "ssl_server" purpose.
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// RFC 7671 is about TLS servers, and OpenSSL's DANE verification
+		// uses the "ssl_server" purpose; a client verified by
+		// draft-ietf-dance-client-auth needs clientAuth instead.
+		KeyUsages: []x509.ExtKeyUsage{v.o.Purpose.extKeyUsage()},
 	})
 	if err != nil {
 		m := ee

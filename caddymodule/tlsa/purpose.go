@@ -4,15 +4,38 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Netscape certificate type bit for an SSL server (OpenSSL's NS_SSL_SERVER).
-const nsSSLServer = 0x40
+// Netscape certificate type bits for an SSL server and an SSL client
+// (OpenSSL's NS_SSL_SERVER, NS_SSL_CLIENT).
+const (
+	nsSSLServer = 0x40
+	nsSSLClient = 0x80
+)
 
-// checkPurpose is OpenSSL's check_purpose_ssl_server for the certificate
-// at depth i; CA-ness is left to the signature checks.
-func checkPurpose(i int, c *x509.Certificate, ext *extensions) string {
+// Purpose is the role of the peer whose chain is verified. RFC 7671 is
+// about TLS servers; draft-ietf-dance-client-auth (§4, §8.2) matches a TLS
+// client's certificate against its TLSA records "according to the rules
+// specified in the DANE TLS protocol", which leaves the purpose a path
+// must allow to the role: OpenSSL's "sslserver" or "sslclient".
+type Purpose int
+
+const (
+	// PurposeServer (the zero value) verifies a TLS server: serverAuth.
+	PurposeServer Purpose = iota
+	// PurposeClient verifies a TLS client: clientAuth.
+	PurposeClient
+)
+
+// checkPurpose is OpenSSL's check_purpose_ssl_server (or, for
+// PurposeClient, check_purpose_ssl_client) for the certificate at depth
+// i; CA-ness is left to the signature checks.
+func checkPurpose(i int, c *x509.Certificate, ext *extensions, p Purpose) string {
+	if p == PurposeClient {
+		return checkClientPurpose(i, c, ext)
+	}
 	if ext.extKeyUsage && !allowsServerAuth(c) {
 		return fmt.Sprintf("the certificate at depth %d (%s) has extended key usage %s, not serverAuth",
 			i, subjectOf(c), describeEKU(c))
@@ -29,6 +52,40 @@ func checkPurpose(i int, c *x509.Certificate, ext *extensions) string {
 			subjectOf(c))
 	}
 	return ""
+}
+
+// checkClientPurpose is OpenSSL's check_purpose_ssl_client: an extended
+// key usage, on the leaf or a CA of the path, must list clientAuth
+// (xku_reject with XKU_SSL_CLIENT: anyExtendedKeyUsage does not do); the
+// leaf's key usage, when present, must allow digitalSignature or
+// keyAgreement (a client signs CertificateVerify, it never decrypts), and
+// its Netscape certificate type, when present, must include SSL client.
+func checkClientPurpose(i int, c *x509.Certificate, ext *extensions) string {
+	if ext.extKeyUsage && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return fmt.Sprintf("the certificate at depth %d (%s) has extended key usage %s, not clientAuth",
+			i, subjectOf(c), describeEKU(c))
+	}
+	if i > 0 {
+		return ""
+	}
+	if ext.nsCertType >= 0 && ext.nsCertType&nsSSLClient == 0 {
+		return fmt.Sprintf("the certificate at depth 0 (%s) has a Netscape certificate type without SSL client", subjectOf(c))
+	}
+	const tls = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement
+	if c.KeyUsage != 0 && c.KeyUsage&tls == 0 {
+		return fmt.Sprintf("the certificate at depth 0 (%s) has a key usage that allows neither digitalSignature nor keyAgreement",
+			subjectOf(c))
+	}
+	return ""
+}
+
+// extKeyUsage is the extended key usage PKIX validation asks of a peer
+// with purpose p.
+func (p Purpose) extKeyUsage() x509.ExtKeyUsage {
+	if p == PurposeClient {
+		return x509.ExtKeyUsageClientAuth
+	}
+	return x509.ExtKeyUsageServerAuth
 }
 
 // allowsServerAuth: OpenSSL accepts serverAuth and the two Server Gated

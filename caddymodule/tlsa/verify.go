@@ -38,6 +38,12 @@ type Options struct {
 	// to the service already); OpenSSL checks them unless told not to.
 	CheckEENames bool
 
+	// Purpose is the role of the peer: PurposeServer (the zero value) or
+	// PurposeClient. It selects the extended key usage that DANE-TA paths
+	// (checkPathConstraints) and PKIX validation require: serverAuth or
+	// clientAuth.
+	Purpose Purpose
+
 	// DigestPreference ranks the digest matching types for digest agility
 	// (RFC 7671 §9): higher is preferred, and a rank of zero or less
 	// disables that matching type. nil means SHA2-512 over SHA2-256. It is
