@@ -40,4 +40,3 @@ func TestExchangeUDPBuffer(t *testing.T) {
 	}
 	t.Logf("%d bytes allocated per UDP query, server included", per)
 }
-
