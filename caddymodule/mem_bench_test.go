@@ -47,91 +47,9 @@ const memUpstreams = 64
 // The upstream servers run in this process and cost both transports the
 // same: the difference between the two is what DANE costs per upstream.
 func BenchmarkUpstreamMemory(b *testing.B) {
-	const name = "api.bench.test"
-	root, err := pkikit.NewRoot("root")
-	if err != nil {
-		b.Fatal(err)
-	}
-	inter, err := root.NewIntermediate("inter")
-	if err != nil {
-		b.Fatal(err)
-	}
-	leaf, err := inter.NewLeaf(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rootPEM := filepath.Join(b.TempDir(), "root.pem")
-	if err := pkikit.WritePEM(rootPEM, root.Cert); err != nil {
-		b.Fatal(err)
-	}
-	// memUpstreams+1 ports: the last warms what is shared by all
-	// upstreams (zone keys, TLS and HTTP/2 machinery) before measuring.
-	var ports []int
-	z := zonekit.NewZone("bench.test.")
-	for range memUpstreams + 1 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := &http.Server{
-			Handler:   http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }),
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}},
-		}
-		go func() { _ = srv.ServeTLS(ln, "", "") }()
-		b.Cleanup(func() { srv.Close() })
-		port := ln.Addr().(*net.TCPAddr).Port
-		ports = append(ports, port)
-		z.MustAdd("_" + strconv.Itoa(port) + "._tcp." + name + ". 3600 IN TLSA " + leaf.TLSA311())
-	}
-	if err := z.Sign(time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
-		b.Fatal(err)
-	}
-	dnsSrv := zonekit.NewServer(z)
-	dnsAddr, err := dnsSrv.ListenAndServe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { dnsSrv.Close() })
-	anchors := filepath.Join(b.TempDir(), "anchors.ds")
-	if err := os.WriteFile(anchors, []byte(z.DS()[0].String()+"\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-
-	get := func(b *testing.B, rt http.RoundTripper, port int) {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		di := reverseproxy.DialInfo{Network: "tcp", Address: addr, Host: "127.0.0.1", Port: strconv.Itoa(port)}
-		ctx := context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di)
-		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+addr+"/", nil)
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	sides := []struct {
-		name string
-		cfg  string
-		new  func() interface {
-			caddy.Provisioner
-			http.RoundTripper
-		}
-	}{
-		{"stock-pkix", `{"tls":{"server_name":"` + name + `","ca":{"provider":"file","pem_files":["` + rootPEM + `"]}}}`,
-			func() interface {
-				caddy.Provisioner
-				http.RoundTripper
-			} {
-				return new(reverseproxy.HTTPTransport)
-			}},
-		{"dane-ee", `{"dane":{"resolvers":["` + dnsAddr + `"],"trust_anchor_file":"` + anchors + `"},"tls":{"server_name":"` + name + `"}}`,
-			func() interface {
-				caddy.Provisioner
-				http.RoundTripper
-			} {
-				return new(Transport)
-			}},
-	}
+	// The last port warms what all upstreams share (zone keys, TLS and
+	// HTTP/2 machinery) before measuring.
+	ports, get, sides := memUpstreamSetup(b, memUpstreams+1)
 	for _, side := range sides {
 		b.Run(side.name, func(b *testing.B) {
 			var heap, stack int64
@@ -229,6 +147,124 @@ func BenchmarkProvisionMemory(b *testing.B) {
 			runtime.KeepAlive(keep)
 			b.ReportMetric(float64(heap)/float64(b.N), "B/transport")
 			b.ReportMetric(float64(f1-f0), "B/first-transport")
+		})
+	}
+}
+
+// memSide is one transport under test: its JSON config and constructor.
+type memSide struct {
+	name string
+	cfg  string
+	new  func() memTransport
+}
+
+type memTransport interface {
+	caddy.Provisioner
+	http.RoundTripper
+}
+
+// memUpstreamSetup starts n HTTPS upstreams on loopback (one port each,
+// HTTP/2, ECDSA P-256 leaf and intermediate for api.bench.test), a DNS
+// server with a signed TLSA 3 1 1 record per port, and returns the ports,
+// a function making one proxied GET to a port the way reverse_proxy does
+// (dial info in the context), and the two transports' configs.
+func memUpstreamSetup(b *testing.B, n int) ([]int, func(*testing.B, http.RoundTripper, int), []memSide) {
+	const name = "api.bench.test"
+	root, err := pkikit.NewRoot("root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	inter, err := root.NewIntermediate("inter")
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := inter.NewLeaf(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rootPEM := filepath.Join(b.TempDir(), "root.pem")
+	if err := pkikit.WritePEM(rootPEM, root.Cert); err != nil {
+		b.Fatal(err)
+	}
+	var ports []int
+	z := zonekit.NewZone("bench.test.")
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{
+			Handler:   http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }),
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}},
+		}
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		b.Cleanup(func() { srv.Close() })
+		port := ln.Addr().(*net.TCPAddr).Port
+		ports = append(ports, port)
+		z.MustAdd("_" + strconv.Itoa(port) + "._tcp." + name + ". 3600 IN TLSA " + leaf.TLSA311())
+	}
+	if err := z.Sign(time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	dnsSrv := zonekit.NewServer(z)
+	dnsAddr, err := dnsSrv.ListenAndServe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dnsSrv.Close() })
+	anchors := filepath.Join(b.TempDir(), "anchors.ds")
+	if err := os.WriteFile(anchors, []byte(z.DS()[0].String()+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+
+	get := func(b *testing.B, rt http.RoundTripper, port int) {
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		di := reverseproxy.DialInfo{Network: "tcp", Address: addr, Host: "127.0.0.1", Port: strconv.Itoa(port)}
+		ctx := context.WithValue(context.Background(), caddy.CtxKey("reverse_proxy.dial_info"), di)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+addr+"/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	sides := []memSide{
+		{"stock-pkix", `{"tls":{"server_name":"` + name + `","ca":{"provider":"file","pem_files":["` + rootPEM + `"]}}}`,
+			func() memTransport { return new(reverseproxy.HTTPTransport) }},
+		{"dane-ee", `{"dane":{"resolvers":["` + dnsAddr + `"],"trust_anchor_file":"` + anchors + `"},"tls":{"server_name":"` + name + `"}}`,
+			func() memTransport { return new(Transport) }},
+	}
+	return ports, get, sides
+}
+
+// BenchmarkRequestKeepAlive is one proxied request over a warm HTTP/2
+// keep-alive connection through each transport's RoundTrip, with B/op and
+// allocs/op: the garbage a request leaves (for dane: the identity binding
+// and the request copy that carries it, and the keep-alive cap's check).
+// The in-process upstream's allocations are in both figures alike.
+func BenchmarkRequestKeepAlive(b *testing.B) {
+	ports, get, sides := memUpstreamSetup(b, 1)
+	for _, side := range sides {
+		b.Run(side.name, func(b *testing.B) {
+			rt := side.new()
+			if err := json.Unmarshal([]byte(side.cfg), rt); err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := rt.Provision(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if t, ok := rt.(*Transport); ok {
+				t.logger = zap.NewNop()
+			}
+			defer closeIdle(rt)
+			get(b, rt, ports[0])
+			b.ReportAllocs()
+			for b.Loop() {
+				get(b, rt, ports[0])
+			}
 		})
 	}
 }
