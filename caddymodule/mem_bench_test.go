@@ -241,7 +241,7 @@ func memUpstreamSetup(b *testing.B, n int) ([]int, func(*testing.B, http.RoundTr
 // BenchmarkRequestKeepAlive is one proxied request over a warm HTTP/2
 // keep-alive connection through each transport's RoundTrip, with B/op and
 // allocs/op: the garbage a request leaves (for dane: the identity binding
-// and the request copy that carries it, and the keep-alive cap's check).
+// and the request copy that carries it).
 // The in-process upstream's allocations are in both figures alike.
 func BenchmarkRequestKeepAlive(b *testing.B) {
 	ports, get, sides := memUpstreamSetup(b, 1)
