@@ -2,6 +2,11 @@ package dnssec
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -15,10 +20,10 @@ import (
 type keyEntry struct {
 	zone    string
 	status  Status
-	keys    []*dns.DNSKEY // the authenticated DNSKEY RRset, when Secure
-	err     error         // when not Secure
-	reason  string        // short reason when not Secure, for the chain
-	chain   []ZoneStep    // from the trust anchor down to this zone
+	keys    keySet     // the authenticated DNSKEY RRset, when Secure
+	err     error      // when not Secure
+	reason  string     // short reason when not Secure, for the chain
+	chain   []ZoneStep // from the trust anchor down to this zone
 	expires time.Time
 
 	insecureZone string // the zone whose DS RRset proved insecurity
@@ -153,18 +158,17 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 	default:
 		return v.failKeys(zone, parent, bogusf(set, dns.ExtendedErrorCodeDNSKEYMissing, "no DNSKEY RRset at %s (%s)", zone, kind))
 	}
-	keys := make([]*dns.DNSKEY, 0, len(sec.rrset))
-	for _, rr := range sec.rrset {
-		keys = append(keys, rr.(*dns.DNSKEY))
-	}
+	// Key tags and DS digest input are derived here, once for the RRset
+	// and the life of its cache entry, not once per DS and RRSIG tried.
+	keys := newKeySet(sec.rrset)
 
 	// The secure entry points: DNSKEYs matching a usable DS or a DNSKEY
 	// trust anchor. Colliding key tags are tried up to MaxKeysPerTag.
-	var sep []*dns.DNSKEY
+	var sep keySet
 	for _, d := range usable {
 		tried := 0
 		for _, k := range keys {
-			if k.KeyTag() != d.KeyTag || k.Algorithm != d.Algorithm || zoneKeyUsable(k) != "" {
+			if k.tag != d.KeyTag || k.Algorithm != d.Algorithm || zoneKeyUsable(k.DNSKEY) != "" {
 				continue
 			}
 			if tried++; tried > v.limits.MaxKeysPerTag {
@@ -177,7 +181,7 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 	}
 	for _, a := range anchorKeys {
 		for _, k := range keys {
-			if keyMatches(a, k) && zoneKeyUsable(k) == "" && !containsKey(sep, k) {
+			if keyMatches(a, k.DNSKEY) && zoneKeyUsable(k.DNSKEY) == "" && !containsKey(sep, k) {
 				sep = append(sep, k)
 			}
 		}
@@ -190,7 +194,7 @@ func (v *Validator) fetchKeys(ctx context.Context, w *work, zone string) *keyEnt
 		return v.failKeys(zone, parent, err)
 	}
 	step.Status = Secure
-	step.KeyTags = []uint16{key.KeyTag()}
+	step.KeyTags = []uint16{key.tag}
 	return &keyEntry{
 		zone:    zone,
 		status:  Secure,
@@ -237,9 +241,9 @@ func unsupportedWhat(ede uint16) string {
 	return "algorithm"
 }
 
-func containsKey(list []*dns.DNSKEY, k *dns.DNSKEY) bool {
+func containsKey(list keySet, k zoneKey) bool {
 	for _, x := range list {
-		if x == k {
+		if x.DNSKEY == k.DNSKEY {
 			return true
 		}
 	}
@@ -251,4 +255,123 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// zoneKey is a DNSKEY of an RRset the validator holds, with what is derived
+// from it to match RRSIGs and DS records computed once: the key tag
+// (RFC 4034 Appendix B) and the DS digest input (RFC 4034 §5.1.4). miekg's
+// KeyTag and ToDS re-encode the key into a fresh buffer at every call, and
+// a cold chain asks for each key's tag once per DS and per RRSIG tried.
+type zoneKey struct {
+	*dns.DNSKEY
+	// tag is the key tag, 0 when the key has no wire form: the value
+	// KeyTag returns, which RRSIG.Verify recomputes and must agree with.
+	tag uint16
+	// dsInput is the canonical owner name followed by the DNSKEY RDATA
+	// (flags, protocol, algorithm, public key), nil when the key has no
+	// wire form: then no DS matches it, as ToDS returns nil.
+	dsInput []byte
+}
+
+// keySet is a DNSKEY RRset as zoneKeys, in the order of the RRset.
+type keySet []zoneKey
+
+// newKeySet derives the zoneKeys of rrset, which holds DNSKEY records.
+func newKeySet(rrset []dns.RR) keySet {
+	ks := make(keySet, 0, len(rrset))
+	for _, rr := range rrset {
+		ks = append(ks, newZoneKey(rr.(*dns.DNSKEY)))
+	}
+	return ks
+}
+
+// newZoneKey computes k's key tag and DS digest input as miekg's KeyTag
+// and ToDS do: the RDATA is packed into a DNS message buffer, so a public
+// key that is no base64, or does not fit in dns.DefaultMsgSize with the
+// four fixed octets, has no wire form (tag 0, no DS digest).
+func newZoneKey(k *dns.DNSKEY) zoneKey {
+	zk := zoneKey{DNSKEY: k}
+	var owner [256]byte
+	ownerLen, err := dns.PackDomainName(dns.CanonicalName(k.Hdr.Name), owner[:], 0, nil, false)
+	if err != nil || ownerLen > 255 {
+		ownerLen = -1 // the RDATA still has a tag; only the DS digest is lost
+	}
+	n := base64.StdEncoding.DecodedLen(len(k.PublicKey))
+	buf := make([]byte, max(ownerLen, 0)+4+n)
+	rdata := buf[max(ownerLen, 0):]
+	pub, err := base64.StdEncoding.Decode(rdata[4:], []byte(k.PublicKey))
+	if err != nil || 4+pub > dns.DefaultMsgSize {
+		return zk
+	}
+	rdata = rdata[:4+pub]
+	binary.BigEndian.PutUint16(rdata, k.Flags)
+	rdata[2], rdata[3] = k.Protocol, k.Algorithm
+	zk.tag = keyTag(rdata)
+	if ownerLen >= 0 {
+		copy(buf, owner[:ownerLen])
+		zk.dsInput = buf[:ownerLen+4+pub]
+	}
+	return zk
+}
+
+// keyTag is the key tag of a DNSKEY RDATA (RFC 4034 Appendix B): the
+// ones-complement-style sum of its 16-bit words. As in miekg's KeyTag,
+// algorithm 1 (RSA/MD5, never validated here) gets no special case.
+func keyTag(rdata []byte) uint16 {
+	var acc uint32
+	for i, b := range rdata {
+		if i&1 == 0 {
+			acc += uint32(b) << 8
+		} else {
+			acc += uint32(b)
+		}
+	}
+	acc += acc >> 16 & 0xFFFF
+	return uint16(acc)
+}
+
+// digestMatches reports whether digest (hex, any case) is the DS digest of
+// type t over k (RFC 4034 §5.1.4): SHA-1, SHA-256 or SHA-384, the types
+// digestSupported admits; any other type matches nothing.
+func (k zoneKey) digestMatches(t uint8, digest string) bool {
+	if k.dsInput == nil {
+		return false
+	}
+	var sum []byte
+	switch t {
+	case dns.SHA1:
+		s := sha1.Sum(k.dsInput)
+		sum = s[:]
+	case dns.SHA256:
+		s := sha256.Sum256(k.dsInput)
+		sum = s[:]
+	case dns.SHA384:
+		s := sha512.Sum384(k.dsInput)
+		sum = s[:]
+	default:
+		return false
+	}
+	if len(digest) != 2*len(sum) {
+		return false
+	}
+	for i, b := range sum {
+		hi, ok1 := fromHex(digest[2*i])
+		lo, ok2 := fromHex(digest[2*i+1])
+		if !ok1 || !ok2 || hi<<4|lo != b {
+			return false
+		}
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

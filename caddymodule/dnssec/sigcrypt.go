@@ -69,9 +69,9 @@ const (
 // signer using one of keys (RFC 4035 §5.3). It returns the RRSIG and key
 // that verified, or the most telling failure. Only RRSIGs whose signer is
 // signer are considered.
-func (v *Validator) verifyRRset(w *work, set string, rrset []dns.RR, sigs []*dns.RRSIG, keys []*dns.DNSKEY, signer string, now time.Time) (*dns.RRSIG, *dns.DNSKEY, error) {
+func (v *Validator) verifyRRset(w *work, set string, rrset []dns.RR, sigs []*dns.RRSIG, keys keySet, signer string, now time.Time) (*dns.RRSIG, zoneKey, error) {
 	if len(sigs) == 0 {
-		return nil, nil, bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s", set)
+		return nil, zoneKey{}, bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s", set)
 	}
 	owner := rrset[0].Header().Name
 	best := sigFailure{}
@@ -119,16 +119,16 @@ func (v *Validator) verifyRRset(w *work, set string, rrset []dns.RR, sigs []*dns
 		// of the signer zone. Colliding tags are tried, up to a cap.
 		candidates := 0
 		for _, k := range keys {
-			if k.KeyTag() != sig.KeyTag || k.Algorithm != sig.Algorithm || !equalNames(k.Hdr.Name, signer) || zoneKeyUsable(k) != "" {
+			if k.tag != sig.KeyTag || k.Algorithm != sig.Algorithm || !equalNames(k.Hdr.Name, signer) || zoneKeyUsable(k.DNSKEY) != "" {
 				continue
 			}
 			if candidates++; candidates > v.limits.MaxKeysPerTag {
 				break
 			}
 			if n := w.validations.Add(1); int(n) > v.limits.MaxValidations {
-				return nil, nil, indeterminatef(set, ErrLimitExceeded, "more than %d signature validations for one lookup", v.limits.MaxValidations)
+				return nil, zoneKey{}, indeterminatef(set, ErrLimitExceeded, "more than %d signature validations for one lookup", v.limits.MaxValidations)
 			}
-			if err := sig.Verify(k, rrset); err != nil {
+			if err := sig.Verify(k.DNSKEY, rrset); err != nil {
 				fail(rankCrypto, dns.ExtendedErrorCodeDNSBogus, "RRSIG %s by key %d/%s does not verify: %v", set, sig.KeyTag, algName, err)
 				continue
 			}
@@ -139,9 +139,9 @@ func (v *Validator) verifyRRset(w *work, set string, rrset []dns.RR, sigs []*dns
 		}
 	}
 	if best.err == nil {
-		return nil, nil, bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s by %s", set, signer)
+		return nil, zoneKey{}, bogusf(set, dns.ExtendedErrorCodeRRSIGsMissing, "no RRSIG over %s by %s", set, signer)
 	}
-	return nil, nil, best.err
+	return nil, zoneKey{}, best.err
 }
 
 // dsString names a DS record as "keytag/algorithm/digesttype".
@@ -152,12 +152,11 @@ func dsString(ds *dns.DS) string {
 // dsMatches reports whether k is the key ds refers to (RFC 4034 §5.1.4,
 // RFC 4035 §5.2): same owner, key tag and algorithm, and the digest of the
 // owner name and DNSKEY RDATA equals the DS digest.
-func dsMatches(ds *dns.DS, k *dns.DNSKEY) bool {
-	if ds.KeyTag != k.KeyTag() || ds.Algorithm != k.Algorithm || !equalNames(ds.Hdr.Name, k.Hdr.Name) {
+func dsMatches(ds *dns.DS, k zoneKey) bool {
+	if ds.KeyTag != k.tag || ds.Algorithm != k.Algorithm || !equalNames(ds.Hdr.Name, k.Hdr.Name) {
 		return false
 	}
-	got := k.ToDS(ds.DigestType)
-	return got != nil && strings.EqualFold(got.Digest, ds.Digest)
+	return k.digestMatches(ds.DigestType, ds.Digest)
 }
 
 // keyMatches reports whether k is the DNSKEY trust anchor a (same owner,

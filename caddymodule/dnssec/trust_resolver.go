@@ -259,8 +259,9 @@ func (t *TrustResolver) checkValidates(ctx context.Context, i int, zone string) 
 		keys = append(keys, rr.(*dns.DNSKEY))
 	}
 	for _, k := range keys {
+		zk := newZoneKey(k)
 		for _, d := range a.ds {
-			if dsMatches(d, k) {
+			if dsMatches(d, zk) {
 				return nil
 			}
 		}

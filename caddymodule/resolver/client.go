@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -198,6 +200,13 @@ func exchange(ctx context.Context, server string, wire []byte, q dns.Question, t
 	return resp, nil
 }
 
+// udpBuffers are the read buffers of UDP tries. A datagram of any size up
+// to maxMessage is read whole (a server may answer beyond the 1232 octets
+// advertised, RFC 6891 §6.2.5, and a shorter buffer would cut it), but
+// answers are a few hundred octets: a fresh 64 KiB buffer per query would
+// be almost all garbage, so the buffers are reused.
+var udpBuffers = sync.Pool{New: func() any { return new([maxMessage]byte) }}
+
 // exchangeUDP sends the query with a fresh ID over a connected UDP socket
 // (the kernel then only delivers datagrams from server) and reads until an
 // acceptable answer arrives or the try's deadline passes.
@@ -222,13 +231,16 @@ func exchangeUDP(ctx context.Context, server string, wire []byte, q dns.Question
 	if _, err := conn.Write(msg); err != nil {
 		return nil, false, netError(server, "udp", err)
 	}
-	buf := make([]byte, maxMessage)
+	bp := udpBuffers.Get().(*[maxMessage]byte)
+	defer udpBuffers.Put(bp)
 	for {
-		n, err := conn.Read(buf)
+		n, err := conn.Read(bp[:])
 		if err != nil {
 			return nil, false, netError(server, "udp", err)
 		}
-		resp, truncated, why := checkResponse(buf[:n], id, q)
+		// The answer is decoded from a copy of its n octets: the message
+		// must not share memory with a buffer the next query reuses.
+		resp, truncated, why := checkResponse(bytes.Clone(bp[:n]), id, q)
 		if why != "" {
 			ign.add(why)
 			continue
