@@ -170,12 +170,20 @@ func (v *ClientVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.
 	if parent == nil {
 		parent = context.Background()
 	}
+	_, err := v.verifyChain(parent, chain, start)
+	return err
+}
+
+// verifyChain authenticates a client chain, bounded by `timeout`, and
+// records the verdict for the placeholder (or logs and counts the
+// refusal).
+func (v *ClientVerifier) verifyChain(parent context.Context, chain []*x509.Certificate, start time.Time) (*dane.Verdict, error) {
 	ctx, cancel := context.WithTimeout(parent, v.timeout)
 	defer cancel()
 	verdict, err := v.auth.VerifyClient(ctx, v.policy, chain)
 	observeClientVerify(time.Since(start))
 	if err != nil {
-		return v.refused(chain, err)
+		return nil, v.refused(chain, err)
 	}
 	verifiedClients.put(v, chain[0], verdict)
 	countClientVerified()
@@ -183,7 +191,7 @@ func (v *ClientVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.
 		ce.Write(zap.String("client", strings.TrimSuffix(verdict.Identity.Base, ".")),
 			zap.String("tlsa_owner", verdict.Set.Owner), zap.String("match", verdict.Match.Record.String()))
 	}
-	return nil
+	return verdict, nil
 }
 
 // refused logs and counts a refusal and returns it, failing the handshake.
@@ -255,18 +263,30 @@ func (c *clientVerdicts) put(v *ClientVerifier, leaf *x509.Certificate, verdict 
 }
 
 // name is the DANE-verified client name of the connection state cs, or "".
-func (c *clientVerdicts) name(cs *tls.ConnectionState) string {
+// A verdict past the lifetime of its TLSA result (a connection that
+// outlived its TTL, or a TTL of 0, as a resolver at the end of its cache
+// lifetime may give) is not trusted as it stands: the connection's chain,
+// whose key its handshake proved, is verified again by the same verifier
+// against the TLSA RRset proven now, as a resumed session would be.
+func (c *clientVerdicts) name(ctx context.Context, cs *tls.ConnectionState) string {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return ""
 	}
 	key := sha256.Sum256(cs.PeerCertificates[0].Raw)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.m[key]
-	if !ok || !time.Now().Before(e.expires) {
+	c.mu.Unlock()
+	if !ok {
 		return ""
 	}
-	return e.name
+	if time.Now().Before(e.expires) {
+		return e.name
+	}
+	verdict, err := e.verifier.verifyChain(ctx, cs.PeerCertificates, time.Now())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(verdict.Identity.Base, ".")
 }
 
 func (c *clientVerdicts) forget(v *ClientVerifier) {
@@ -307,7 +327,7 @@ func (ClientName) CaddyModule() caddy.ModuleInfo {
 
 // ServeHTTP sets the placeholder, or refuses the request.
 func (h ClientName) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	name := verifiedClients.name(r.TLS)
+	name := verifiedClients.name(r.Context(), r.TLS)
 	if name == "" && !h.Optional {
 		return caddyhttp.Error(http.StatusForbidden, errors.New("dane: no DANE-verified client certificate on this connection"))
 	}

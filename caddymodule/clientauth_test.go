@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
@@ -388,5 +390,67 @@ func TestClientVerifierValidate(t *testing.T) {
 	raw, _ := json.Marshal(v)
 	if strings.Contains(string(raw), "on_no_tlsa") || strings.Contains(string(raw), "follow_cname") {
 		t.Errorf("the verifier's JSON offers transport-only options: %s", raw)
+	}
+}
+
+// TestClientNameReverifiesExpiredVerdict: a verdict past the lifetime of
+// its TLSA result (a long-lived connection, or a resolver answer with TTL
+// 0 at the end of its cache lifetime, which made the integration test
+// flaky: the handshake verified, the request then got 403) is verified
+// again against the TLSA RRset proven now: the name while the record
+// still names the key, 403 once it is withdrawn.
+func TestClientNameReverifiesExpiredVerdict(t *testing.T) {
+	const name = "a.clients.example.test"
+	client, err := pkikit.SelfSignedClient(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pkikit.SelfSignedClient(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, dnsAddr, anchors := signedZone(t, name+". 1 IN TLSA "+client.TLSA311())
+	v := provisionVerifier(t, &ClientVerifier{AllowSuffixes: []string{"clients.example.test"},
+		Resolvers: []string{dnsAddr}, TrustAnchorFile: anchors})
+	if err := v.VerifyClientCertificate([][]byte{client.Cert.Raw}, nil); err != nil {
+		t.Fatal(err)
+	}
+	expire := func() {
+		key := sha256.Sum256(client.Cert.Raw)
+		verifiedClients.mu.Lock()
+		e := verifiedClients.m[key]
+		e.expires = time.Now().Add(-time.Second)
+		verifiedClients.m[key] = e
+		verifiedClients.mu.Unlock()
+	}
+	serve := func() (int, string) {
+		repl := caddy.NewReplacer()
+		r, _ := http.NewRequest("GET", "https://x/", nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		r.TLS = &tls.ConnectionState{PeerCertificates: leafs(client)}
+		var got string
+		err := ClientName{}.ServeHTTP(nil, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+			got, _ = repl.GetString(ClientNamePlaceholder)
+			return nil
+		}))
+		var he caddyhttp.HandlerError
+		if err != nil && asHandlerError(err, &he) {
+			return he.StatusCode, got
+		}
+		return 200, got
+	}
+	expire()
+	if st, got := serve(); st != 200 || got != name {
+		t.Fatalf("expired verdict, record still published: %d %q, want 200 %q", st, got, name)
+	}
+	z.Remove(name+".", dns.TypeTLSA)
+	z.MustAdd(name + ". 1 IN TLSA " + other.TLSA311())
+	if err := z.Sign(time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1300 * time.Millisecond) // the cached RRset expires
+	expire()
+	if st, got := serve(); st != 403 || got != "" {
+		t.Fatalf("expired verdict, record withdrawn: %d %q, want 403", st, got)
 	}
 }
