@@ -219,8 +219,9 @@ func (v *ClientVerifier) refused(chain []*x509.Certificate, err error) error {
 // the leaf's SHA-256: a request's connection presented that exact
 // certificate and proved its key in the handshake, and the verifier ran
 // on that handshake (Caddy calls it from VerifyConnection, for resumed
-// sessions too). An entry lives only as long as the TLSA result that
-// verified it (Set.Expires), and goes when its verifier is cleaned up.
+// sessions too). An entry is trusted as it stands only as long as the
+// TLSA result that verified it (Set.Expires); after that, name verifies
+// the chain again. It goes when its verifier is cleaned up.
 type clientVerdicts struct {
 	mu sync.Mutex
 	m  map[[32]byte]clientVerdict
@@ -308,7 +309,8 @@ const ClientNamePlaceholder = "http.request.tls.client.dane_name"
 // authenticated this connection's client certificate as, and by default
 // refuses (403) a request that has none: a client that sent no
 // certificate under `mode request`, a connection whose policy has no dane
-// verifier, or a verdict past the lifetime of its TLSA records. The name
+// verifier, or a verdict past the lifetime of its TLSA records that no
+// longer verifies against the TLSA RRset proven now. The name
 // comes from the verification of the certificate the connection
 // presented, never from anything else the client sends.
 type ClientName struct {
