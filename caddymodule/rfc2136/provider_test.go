@@ -230,7 +230,7 @@ func TestProviderErrors(t *testing.T) {
 				return err
 			}, kind: ErrZoneNotServed, detail: "NOTAUTH"},
 		{name: "RFC5936-2.2/AXFR of a zone not served: NOTAUTH",
-			op: func(p *Provider) error { _, err := p.GetRecords(context.Background(), "other.test."); return err },
+			op:   func(p *Provider) error { _, err := p.GetRecords(context.Background(), "other.test."); return err },
 			kind: ErrZoneNotServed},
 		{name: "RFC2136-2.2/NOTZONE", fault: faultRcode, rcode: dns.RcodeNotZone, op: append1, kind: ErrZoneNotServed, detail: "NOTZONE"},
 		{name: "RFC2136-3.3/policy refuses: REFUSED", fault: faultRcode, rcode: dns.RcodeRefused, op: append1, kind: ErrRefused, detail: "REFUSED"},

@@ -15,20 +15,20 @@ import (
 type fault int
 
 const (
-	faultNone          fault = iota
-	faultUnsigned            // NOERROR answer without a TSIG
-	faultBadMAC              // NOERROR answer whose MAC is altered
-	faultOtherKey            // NOERROR answer signed with another secret
-	faultOtherAlg            // NOERROR answer signed with another algorithm
-	faultRcode               // signed answer with rcode testServer.rcode
-	faultBadTime             // NOTAUTH, TSIG error BADTIME, signed (RFC 8945 §5.2.3)
-	faultSilent              // never answers
-	faultWrongID             // signed NOERROR answer with another message ID
-	faultAXFRUnsigned        // AXFR: the second message carries no TSIG
-	faultAXFRBadMAC          // AXFR: the second message's MAC is altered
-	faultAXFRNotChained      // AXFR: later messages signed without chaining (§5.3.1)
-	faultAXFRTruncatedMAC    // NOERROR answer with a MAC cut to 10 octets
-	faultCount               // (number of faults)
+	faultNone             fault = iota
+	faultUnsigned               // NOERROR answer without a TSIG
+	faultBadMAC                 // NOERROR answer whose MAC is altered
+	faultOtherKey               // NOERROR answer signed with another secret
+	faultOtherAlg               // NOERROR answer signed with another algorithm
+	faultRcode                  // signed answer with rcode testServer.rcode
+	faultBadTime                // NOTAUTH, TSIG error BADTIME, signed (RFC 8945 §5.2.3)
+	faultSilent                 // never answers
+	faultWrongID                // signed NOERROR answer with another message ID
+	faultAXFRUnsigned           // AXFR: the second message carries no TSIG
+	faultAXFRBadMAC             // AXFR: the second message's MAC is altered
+	faultAXFRNotChained         // AXFR: later messages signed without chaining (§5.3.1)
+	faultAXFRTruncatedMAC       // NOERROR answer with a MAC cut to 10 octets
+	faultCount                  // (number of faults)
 )
 
 // testServer is an authoritative server for one zone, in memory, that
