@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/libdns/libdns"
@@ -76,6 +77,9 @@ func (p *Provider) config() (*config, error) {
 	host, port, err := net.SplitHostPort(p.Server)
 	if err != nil || host == "" || port == "" {
 		return nil, cfgErr("server %q is not host:port", p.Server)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return nil, cfgErr("server %q: bad port %q", p.Server, port)
 	}
 	if p.KeyName == "" {
 		return nil, cfgErr("no TSIG key name")
