@@ -105,6 +105,15 @@ func (c *config) update(ctx context.Context, zone string, m *dns.Msg) error {
 		e.Kind, e.Rcode, e.Err = ErrConfig, -1, err
 		return e
 	}
+	if len(out) > dns.MaxMsgSize {
+		// Refused before sending: one UPDATE is one message (RFC 2136
+		// §3.4 atomicity), and a TCP message is at most 65535 octets
+		// (RFC 1035 §4.2.2).
+		e.Kind, e.Rcode = ErrRecord, -1
+		e.Detail = fmt.Sprintf("the UPDATE would be %d octets, more than the %d of one DNS message (RFC 1035 §4.2.2): pass fewer records per call",
+			len(out), dns.MaxMsgSize)
+		return e
+	}
 	co, err := c.dial(ctx)
 	if err != nil {
 		return netError(ctx, e, err)

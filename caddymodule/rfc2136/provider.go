@@ -216,14 +216,31 @@ func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Re
 	return toLibdns(rrs, z)
 }
 
+// deleteAttempts is how often DeleteRecords reads the zone and tries its
+// guarded updates when the zone changed in between (NXRRSET).
+const deleteAttempts = 3
+
+// deleteBudget is the most octets of records DeleteRecords puts in one
+// UPDATE (prerequisites and deletions, before name compression), leaving
+// room for the header, zone section and TSIG in a 65535-octet message.
+const deleteBudget = 60000
+
 // DeleteRecords deletes the records of zone matching recs and returns
 // those it deleted. As libdns defines it, a match is exact (name, type,
 // TTL, data) except that an empty Type, a zero TTL or an empty Data
 // match any. Since an UPDATE can neither match a TTL nor say what it
 // deleted, the zone is read by AXFR first and the matching records are
-// deleted one by one (§2.5.4 "Delete An RR From An RRset") in one
-// UPDATE. The zone's SOA is never matched (a server never deletes it,
-// §3.4.2.4), nor are DNSSEC records.
+// deleted one by one (§2.5.4 "Delete An RR From An RRset"), guarded by
+// "RRset exists (value dependent)" prerequisites (§2.4.2) on every RRset
+// they are deleted from: if one of them changed since the AXFR, the
+// server deletes nothing (NXRRSET, §3.2.5), and the zone is read again,
+// up to deleteAttempts times. So the records returned are exactly the
+// records deleted. The zone's SOA is never matched (a server never
+// deletes it, §3.4.2.4), nor are DNSSEC records.
+//
+// The deletions go in one UPDATE when they fit in one DNS message, else
+// in several, each holding whole RRsets; each is atomic, and an error
+// from a later one says how many records the earlier ones deleted.
 func (p *Provider) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
 	c, z, _, err := p.prepare(zone, nil)
 	if err != nil || len(recs) == 0 {
@@ -241,36 +258,107 @@ func (p *Provider) DeleteRecords(ctx context.Context, zone string, recs []libdns
 		}
 		pats = append(pats, pat)
 	}
-	zoneRRs, err := c.axfr(ctx, z)
-	if err != nil {
-		return nil, err
+	var deleted []libdns.Record
+	partial := func(err error) error {
+		var e *Error
+		if len(deleted) > 0 && errors.As(err, &e) {
+			e.Detail += fmt.Sprintf(" (%d records were deleted by the earlier updates of this call)", len(deleted))
+		}
+		return err
 	}
-	var del []dns.RR
+attempts:
+	for attempt := 1; ; attempt++ {
+		zoneRRs, err := c.axfr(ctx, z)
+		if err != nil {
+			return nil, partial(err)
+		}
+		batches := matching(zoneRRs, pats)
+		if len(batches) == 0 {
+			return deleted, nil
+		}
+		for _, b := range batches {
+			recs, err := toLibdns(b.del, z)
+			if err != nil {
+				return nil, partial(err)
+			}
+			m := new(dns.Msg)
+			m.SetUpdate(z)
+			m.Used(b.guard) // class IN, TTL 0: the RRsets as read (§2.4.2)
+			m.Remove(b.del) // class NONE, TTL 0 (§2.5.4)
+			err = c.update(ctx, z, m)
+			var e *Error
+			switch {
+			case err == nil:
+				deleted = append(deleted, recs...)
+			case attempt < deleteAttempts && errors.As(err, &e) && e.Rcode == dns.RcodeNXRrset:
+				continue attempts // the zone changed under us: read it again
+			default:
+				return nil, partial(err)
+			}
+		}
+		return deleted, nil
+	}
+}
+
+// deleteBatch is one guarded UPDATE of DeleteRecords: the records to
+// delete, and every record of the RRsets they belong to, as read.
+type deleteBatch struct{ del, guard []dns.RR }
+
+// matching finds the records of zoneRRs that match one of pats, grouped
+// by RRset into batches that each fit in one UPDATE. The records are
+// copies (Used and Remove rewrite class and TTL).
+func matching(zoneRRs []dns.RR, pats []pattern) []deleteBatch {
+	type rrset struct {
+		name string
+		typ  uint16
+	}
+	var order []rrset
+	sets := map[rrset]*deleteBatch{}
 	for _, rr := range zoneRRs {
-		if rr.Header().Rrtype == dns.TypeSOA || dnssecTypes[rr.Header().Rrtype] {
+		h := rr.Header()
+		k := rrset{dns.CanonicalName(h.Name), h.Rrtype}
+		if sets[k] == nil {
+			sets[k] = &deleteBatch{}
+			order = append(order, k)
+		}
+		sets[k].guard = append(sets[k].guard, dns.Copy(rr))
+		if h.Rrtype == dns.TypeSOA || dnssecTypes[h.Rrtype] {
 			continue
 		}
 		for _, pat := range pats {
 			if pat.matches(rr) {
-				del = append(del, dns.Copy(rr))
+				sets[k].del = append(sets[k].del, dns.Copy(rr))
 				break
 			}
 		}
 	}
-	if len(del) == 0 {
-		return nil, nil
+	var out []deleteBatch
+	var cur deleteBatch
+	size := 0
+	for _, k := range order {
+		s := sets[k]
+		if len(s.del) == 0 {
+			continue
+		}
+		n := 0
+		for _, rr := range s.del {
+			n += dns.Len(rr)
+		}
+		for _, rr := range s.guard {
+			n += dns.Len(rr)
+		}
+		if size > 0 && size+n > deleteBudget {
+			out = append(out, cur)
+			cur, size = deleteBatch{}, 0
+		}
+		cur.del = append(cur.del, s.del...)
+		cur.guard = append(cur.guard, s.guard...)
+		size += n
 	}
-	deleted, err := toLibdns(del, z)
-	if err != nil {
-		return nil, err
+	if len(cur.del) > 0 {
+		out = append(out, cur)
 	}
-	m := new(dns.Msg)
-	m.SetUpdate(z)
-	m.Remove(del) // sets class NONE and TTL 0 on these copies (§2.5.4)
-	if err := c.update(ctx, z, m); err != nil {
-		return nil, err
-	}
-	return deleted, nil
+	return out
 }
 
 // pattern is one DeleteRecords input: its owner name, and what it fixes

@@ -3,6 +3,7 @@ package rfc2136
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -336,5 +337,88 @@ func TestProviderContextCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v after cancel", d)
+	}
+}
+
+// TestDeleteRecordsZoneChanged: the zone changes between DeleteRecords'
+// AXFR and its UPDATE. The value-dependent prerequisite (RFC 2136 §2.4.2)
+// makes the server refuse the stale update (NXRRSET, §3.2.5), the
+// provider reads the zone again, and what it returns is exactly what was
+// deleted.
+func TestDeleteRecordsZoneChanged(t *testing.T) {
+	s := newTestServer(t)
+	s.fault = faultChangeAfterAXFR
+	got, err := s.provider().DeleteRecords(context.Background(), testZone, []libdns.Record{libdns.RR{Name: "www", Type: "A"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, r := range got {
+		ips = append(ips, r.RR().Data)
+	}
+	slices.Sort(ips)
+	if want := []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}; !slices.Equal(ips, want) {
+		t.Errorf("returned %q, want %q", ips, want)
+	}
+	for _, line := range s.zoneText() {
+		if strings.HasPrefix(line, "www.example.test.\t") && strings.Contains(line, "\tA\t") {
+			t.Errorf("zone still holds %q", line)
+		}
+	}
+}
+
+// bulk is n TLSA records at distinct owners.
+func bulk(n int) []libdns.Record {
+	var recs []libdns.Record
+	for i := range n {
+		recs = append(recs, tlsa(fmt.Sprintf("_%d._tcp.bulk", 1000+i), tlsaData, 300*time.Second))
+	}
+	return recs
+}
+
+// TestUpdateTooLarge: an Append or Set that cannot fit in one DNS message
+// (RFC 1035 §4.2.2) is refused before sending, since splitting it would
+// break its atomicity (RFC 2136 §3.4).
+func TestUpdateTooLarge(t *testing.T) {
+	s := newTestServer(t)
+	_, err := s.provider().SetRecords(context.Background(), testZone, bulk(2000))
+	if !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "more than the 65535 of one DNS message") {
+		t.Fatalf("error %v, want ErrRecord about the message size", err)
+	}
+	if s.received() != 0 {
+		t.Errorf("%d messages reached the server", s.received())
+	}
+}
+
+// TestDeleteRecordsBatches: deletions that do not fit in one UPDATE with
+// their prerequisites go in several, whole RRsets each, and all are
+// deleted.
+func TestDeleteRecordsBatches(t *testing.T) {
+	s := newTestServer(t)
+	p := s.provider()
+	ctx := context.Background()
+	recs := bulk(1500)
+	for i := 0; i < len(recs); i += 500 {
+		if _, err := p.AppendRecords(ctx, testZone, recs[i:i+500]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	s.ups = 0
+	s.mu.Unlock()
+	got, err := p.DeleteRecords(ctx, testZone, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Errorf("deleted %d records, want %d", len(got), len(recs))
+	}
+	if s.ups < 2 {
+		t.Errorf("%d UPDATE(s); the deletions do not fit in one", s.ups)
+	}
+	for _, line := range s.zoneText() {
+		if strings.Contains(line, "._tcp.bulk.") {
+			t.Fatalf("zone still holds %q", line)
+		}
 	}
 }

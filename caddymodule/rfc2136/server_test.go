@@ -28,7 +28,7 @@ const (
 	faultAXFRBadMAC             // AXFR: the second message's MAC is altered
 	faultAXFRNotChained         // AXFR: later messages signed without chaining (§5.3.1)
 	faultAXFRTruncatedMAC       // NOERROR answer with a MAC cut to 10 octets
-	faultCount                  // (number of faults)
+	faultChangeAfterAXFR        // after the first AXFR, www A gains 192.0.2.3
 )
 
 // testServer is an authoritative server for one zone, in memory, that
@@ -46,6 +46,7 @@ type testServer struct {
 	fault fault
 	rcode int
 	recv  int // messages received
+	ups   int // UPDATE messages applied
 	quit  chan struct{}
 }
 
@@ -171,7 +172,15 @@ func (s *testServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		_ = w.WriteMsg(m)
 		return
 	}
-	m.Rcode = s.apply(req.Ns)
+	m.Rcode = s.prerequisites(req.Answer)
+	if m.Rcode == dns.RcodeSuccess {
+		m.Rcode = s.apply(req.Ns)
+	}
+	if m.Rcode == dns.RcodeSuccess {
+		s.mu.Lock()
+		s.ups++
+		s.mu.Unlock()
+	}
 	sign(m)
 	s.answer(w, m, t.MAC, f)
 }
@@ -221,6 +230,45 @@ func truncateMAC(t *testing.T, data []byte, n int) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// prerequisites checks a prerequisite section. Only "RRset exists (value
+// dependent)" (RFC 2136 §2.4.2, class IN) is implemented: each RRset named
+// must equal, RR for RR and ignoring TTLs, the zone's (§3.2.3), else
+// NXRRSET. The other forms are FORMERR here (the provider sends none).
+func (s *testServer) prerequisites(pre []dns.RR) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sets := map[[2]string][]dns.RR{}
+	for _, p := range pre {
+		h := p.Header()
+		if h.Class != dns.ClassINET || h.Ttl != 0 {
+			return dns.RcodeFormatError
+		}
+		k := [2]string{dns.CanonicalName(h.Name), dns.TypeToString[h.Rrtype]}
+		sets[k] = append(sets[k], p)
+	}
+	for _, want := range sets {
+		var have []dns.RR
+		for _, rr := range s.rrs {
+			if sameSet(rr, want[0]) {
+				have = append(have, rr)
+			}
+		}
+		if len(have) != len(want) {
+			return dns.RcodeNXRrset
+		}
+		for _, w := range want {
+			found := false
+			for _, h := range have {
+				found = found || dns.IsDuplicate(h, w)
+			}
+			if !found {
+				return dns.RcodeNXRrset
+			}
+		}
+	}
+	return dns.RcodeSuccess
 }
 
 // apply runs an update section against the zone: the prescan of RFC 2136
@@ -318,6 +366,17 @@ func (s *testServer) serveAXFR(w dns.ResponseWriter, req *dns.Msg, f fault) {
 		}
 	}
 	s.mu.Unlock()
+	if f == faultChangeAfterAXFR {
+		defer func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.fault == faultChangeAfterAXFR {
+				s.fault = faultNone
+				rr, _ := dns.NewRR("www.example.test. 300 IN A 192.0.2.3")
+				s.rrs = append(s.rrs, rr)
+			}
+		}()
+	}
 	chunks := [][]dns.RR{{soa}}
 	for len(body) > 2 {
 		chunks = append(chunks, body[:2])
