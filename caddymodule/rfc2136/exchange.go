@@ -56,6 +56,12 @@ func netError(ctx context.Context, e *Error, err error) *Error {
 			e.Detail = "no answer; whether the update was applied is unknown"
 		}
 	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		e.Kind, e.Detail = ErrNetwork, "cancelled by the caller"
+		if e.Op == "update" {
+			e.Detail += "; whether the update was applied is unknown"
+		}
+	}
 	if ctx.Err() != nil {
 		e.Err = fmt.Errorf("%v (%w)", err, ctx.Err())
 	}

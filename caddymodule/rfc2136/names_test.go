@@ -25,6 +25,7 @@ func TestOwnerName(t *testing.T) {
 		{"libdns/absolute suffix but not subdomain", "wwwexample.test.", "example.test.", "", ErrOutsideZone},
 		{"libdns/relative that names another domain stays inside", "www.example.org", "example.test.", "www.example.org.example.test.", nil},
 		{"libdns/empty name", "", "example.test.", "", ErrRecord},
+		{"libdns/@ inside a name is refused", "_443._tcp.@", "example.test.", "", ErrRecord},
 		{"RFC1035-2.3.4/label too long", string(make([]byte, 64)) + "a", "example.test.", "", ErrRecord},
 	}
 	for _, tc := range tests {

@@ -45,6 +45,13 @@ func ownerName(name, zone string) (string, error) {
 		}
 		return name, nil
 	}
+	for _, label := range dns.SplitDomainName(name) {
+		if label == "@" {
+			// "_443._tcp.@" means the apex to whoever wrote it, but is a
+			// label "@" to the DNS: refuse rather than guess.
+			return "", fmt.Errorf("%w: name %q: \"@\" stands for the apex only as the whole name", ErrRecord, name)
+		}
+	}
 	fqdn := name + "." + zone
 	if _, ok := dns.IsDomainName(fqdn); !ok {
 		return "", fmt.Errorf("%w: invalid name %q", ErrRecord, name)
