@@ -378,6 +378,13 @@ func TestRFC2136BIND(t *testing.T) {
 				_, err := l.provider("update-key.", newSecret(t)).GetRecords(ctx, bindZone)
 				return err
 			}, kind: rfc2136.ErrTSIGRefused, tsigError: dns.RcodeBadSig, detail: "BADSIG"},
+		{name: "RFC8945-5.2.3/our clock an hour behind: BADTIME",
+			op: func() error {
+				q := l.provider("update-key.", l.secret)
+				q.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+				_, err := q.AppendRecords(ctx, bindZone, []libdns.Record{tlsa(a)})
+				return err
+			}, kind: rfc2136.ErrTSIGRefused, tsigError: dns.RcodeBadTime, detail: "BADTIME"},
 		{name: "RFC8945-5.2.1/wrong algorithm for the key: BADKEY",
 			op: func() error {
 				q := l.provider("update-key.", l.secret)

@@ -70,7 +70,7 @@ func netError(ctx context.Context, e *Error, err error) *Error {
 
 // sign adds our TSIG RR to m and returns its wire form and MAC.
 func (c *config) sign(m *dns.Msg) ([]byte, string, error) {
-	m.SetTsig(c.key.name, c.key.alg, tsigFudge, time.Now().Unix())
+	m.SetTsig(c.key.name, c.key.alg, tsigFudge, c.now().Unix())
 	return dns.TsigGenerateWithProvider(m, c.key, "", false)
 }
 

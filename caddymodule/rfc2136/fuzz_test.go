@@ -14,7 +14,7 @@ import (
 // accepts under our key; and it never panics.
 func FuzzUpdateAnswer(f *testing.F) {
 	secret, _ := ParseSecret(testSecret)
-	c := &config{server: "127.0.0.1:53", key: &tsigKey{name: "update-key.", alg: dns.HmacSHA256, secret: secret}, timeout: time.Second}
+	c := &config{server: "127.0.0.1:53", key: &tsigKey{name: "update-key.", alg: dns.HmacSHA256, secret: secret}, timeout: time.Second, now: time.Now}
 	m := new(dns.Msg)
 	m.SetUpdate(testZone)
 	rr, _ := dns.NewRR("_443._tcp.www.example.test. 300 IN TLSA " + tlsaData)

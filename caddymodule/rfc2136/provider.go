@@ -54,6 +54,10 @@ type Provider struct {
 	// Timeout bounds each operation; 0 means DefaultTimeout, and it may
 	// not exceed MaxTimeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Now is the clock for the TSIG time signed (RFC 8945 §5.2.3: the
+	// server refuses more than 300 s of skew with BADTIME); nil means
+	// time.Now. For tests.
+	Now func() time.Time `json:"-"`
 }
 
 // config is a Provider's settings, checked and decoded.
@@ -61,6 +65,7 @@ type config struct {
 	server  string
 	key     *tsigKey
 	timeout time.Duration
+	now     func() time.Time
 }
 
 // Check reports whether the Provider's settings are usable, without
@@ -103,7 +108,11 @@ func (p *Provider) config() (*config, error) {
 	case timeout < 0 || timeout > MaxTimeout:
 		return nil, cfgErr("timeout %v out of range (0 < timeout <= %v)", timeout, MaxTimeout)
 	}
-	return &config{server: p.Server, key: &tsigKey{name: name, alg: alg, secret: secret}, timeout: timeout}, nil
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &config{server: p.Server, key: &tsigKey{name: name, alg: alg, secret: secret}, timeout: timeout, now: now}, nil
 }
 
 // prepare checks the configuration, the zone and the records, and turns
