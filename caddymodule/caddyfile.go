@@ -516,3 +516,67 @@ var (
 	_ caddyfile.Unmarshaler = (*SRVUpstreams)(nil)
 	_ caddyfile.Unmarshaler = (*ClientVerifier)(nil)
 )
+
+// UnmarshalCaddyfile sets up the dane_rfc2136 DNS provider from Caddyfile
+// tokens. Syntax:
+//
+//	dane_rfc2136 [<server>] {
+//	    server   <host:port>
+//	    key_name <name>
+//	    key_alg  hmac-sha256|hmac-sha512|hmac-sha384|hmac-sha224|hmac-sha1
+//	    secret   <base64>
+//	    timeout  <duration>
+//	}
+//
+// as in `acme_dns dane_rfc2136 { ... }` (global) or `tls { dns
+// dane_rfc2136 { ... } }` (site). The values are checked when the
+// configuration is loaded (Validate); placeholders such as
+// {env.TSIG_SECRET} are expanded first.
+func (p *DNSProvider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the provider name
+	if d.NextArg() {
+		p.Server = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("dane_rfc2136 option %q specified more than once", opt)
+		}
+		seen[opt] = true
+		var val string
+		if !d.AllArgs(&val) {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "server":
+			if p.Server != "" {
+				return d.Errf("dane_rfc2136 server given twice (argument and %q)", val)
+			}
+			p.Server = val
+		case "key_name":
+			p.KeyName = val
+		case "key_alg":
+			p.KeyAlg = val
+		case "secret":
+			p.Secret = val
+		case "timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil {
+				return d.Errf("invalid timeout %q: %v", val, err)
+			}
+			if dur <= 0 {
+				return d.Errf("timeout %q must be positive", val)
+			}
+			p.Timeout = caddy.Duration(dur)
+		default:
+			return d.Errf("unrecognized dane_rfc2136 option %q", opt)
+		}
+	}
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*DNSProvider)(nil)

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES="unbound nsd ldnsutils bind9-dnsutils gnutls-bin dns-root-data openssl curl jq dnsmasq-base"
+DEB_PACKAGES="unbound nsd ldnsutils bind9-dnsutils gnutls-bin dns-root-data openssl curl jq dnsmasq-base bind9"
 missing=()
 for p in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
