@@ -21,6 +21,16 @@ var (
 
 func enabled() bool { return os.Getenv("DANE_INTEGRATION") == "1" || os.Getenv("CI") == "true" }
 
+// needEnabled skips t unless the integration suite is on. Under CI=true
+// it always is, so nothing is skipped there: a missing tool fails
+// (testenv.NeedTool, testenv.Missing).
+func needEnabled(t *testing.T) {
+	t.Helper()
+	if !enabled() {
+		t.Skip("integration suite: set DANE_INTEGRATION=1 (or CI=true) to run it")
+	}
+}
+
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
@@ -70,9 +80,7 @@ func runMain(m *testing.M) int {
 // needLab skips or fails t unless the lab is up.
 func needLab(t *testing.T) *Env {
 	t.Helper()
-	if !enabled() {
-		t.Skip("integration suite: set DANE_INTEGRATION=1 (or CI=true) to run it")
-	}
+	needEnabled(t)
 	if len(missing) > 0 {
 		testenv.Missing(t, "missing tools: "+strings.Join(missing, " ")+
 			" (apt-get install nsd unbound ldnsutils bind9-dnsutils openssl curl)")

@@ -50,9 +50,7 @@ func newSecret(t *testing.T) string {
 // no PID file, no user switch), with no control channel (no rndc).
 func startBIND(t *testing.T) *bindLab {
 	t.Helper()
-	if !enabled() {
-		t.Skip("integration suite: set DANE_INTEGRATION=1 (or CI=true) to run it")
-	}
+	needEnabled(t)
 	named := testenv.NeedTool(t, "named") // Debian package bind9
 	l := &bindLab{dir: t.TempDir(), secret: newSecret(t), roSecret: newSecret(t)}
 	if err := os.Mkdir(filepath.Join(l.dir, "keys"), 0o700); err != nil {

@@ -116,6 +116,9 @@ func (id Identity) AppendFields(b []byte) []byte {
 		field(n)
 	}
 	if id.NoDANE != nil {
+		// 'n' never starts a field either: the names end here, however
+		// many there are.
+		b = append(b, 'n')
 		field(id.NoDANE.Name)
 		field(id.NoDANE.Status.String())
 	}
