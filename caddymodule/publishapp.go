@@ -713,8 +713,8 @@ type Preview struct {
 	Owner   string   `json:"owner"`
 	Zone    string   `json:"zone,omitempty"`
 	TTL     int      `json:"ttl"`
-	Publish []string `json:"publish"`        // the RRset the next reconciliation writes
-	InZone  []string `json:"in_zone"`        // what the zone holds now
+	Publish []string `json:"publish"`         // the RRset the next reconciliation writes
+	InZone  []string `json:"in_zone"`         // what the zone holds now
 	Error   string   `json:"error,omitempty"` // why the zone could not be read
 }
 
