@@ -330,3 +330,16 @@ func TestPublishRollover(t *testing.T) {
 		t.Logf("dane_publish log:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+func init() {
+	caddy.RegisterModule(readOnlyProvider{})
+}
+
+// readOnlyProvider can read a zone but not change it.
+type readOnlyProvider struct{}
+
+func (readOnlyProvider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "dns.providers.dane_test_readonly", New: func() caddy.Module { return new(readOnlyProvider) }}
+}
+
+func (readOnlyProvider) GetRecords(context.Context, string) ([]libdns.Record, error) { return nil, nil }
