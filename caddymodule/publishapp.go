@@ -540,7 +540,13 @@ func (p *Publish) reconcileAll(ctx context.Context) {
 			}
 		}
 	}
-	beat := false
+	// The heartbeat goes first and does not depend on any zone: other
+	// instances must not take this one for dead while its zones fail.
+	hb := &publish.Publisher{Storage: p.storage, Instance: publishInstance}
+	if err := hb.Heartbeat(ctx, served); err != nil {
+		p.metrics.errors.WithLabelValues(publish.Reason(err)).Inc()
+		p.logger.Error("writing dane_publish heartbeat failed", zap.String("reason", publish.Reason(err)), zap.Error(err))
+	}
 	for _, owner := range owners {
 		p.mu.Lock()
 		r := p.retry[owner]
@@ -549,11 +555,6 @@ func (p *Publish) reconcileAll(ctx context.Context) {
 			continue
 		}
 		pub, err := p.publisher(ctx, owner)
-		if err == nil && !beat {
-			if err = pub.Heartbeat(ctx, served); err == nil {
-				beat = true
-			}
-		}
 		var ch publish.Change
 		if err == nil {
 			ch, err = pub.Reconcile(ctx, owner)

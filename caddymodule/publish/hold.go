@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -70,11 +71,19 @@ func (p *Publisher) Hold(ctx context.Context, o HoldOptions) (time.Duration, err
 	var (
 		failures int
 		visible  time.Time // first time every owner showed the records
+		inZone   bool      // the last reconciliation put them in every RRset
 		lastErr  error
 	)
 	for {
 		wait := poll
 		err := func() error {
+			if inZone {
+				// Published: only visibility is left to watch; the
+				// background loop keeps reconciling, and Hold does
+				// again if the records stop being visible.
+				return nil
+			}
+			all := true
 			for _, owner := range o.Owners {
 				if !added[owner] {
 					if err := p.hold(ctx, owner, h, true); err != nil {
@@ -89,7 +98,11 @@ func (p *Publisher) Hold(ctx context.Context, o HoldOptions) (time.Duration, err
 				if err != nil {
 					return err
 				}
+				for _, r := range o.Records {
+					all = all && slices.Contains(ch.Records, r)
+				}
 			}
+			inZone = all
 			return nil
 		}()
 		if err != nil {
@@ -104,7 +117,7 @@ func (p *Publisher) Hold(ctx context.Context, o HoldOptions) (time.Duration, err
 			if verr := o.Visible(ctx); verr != nil {
 				// Not visible yet (or no longer): the 2×TTL count
 				// starts from the first check that sees them.
-				visible = time.Time{}
+				visible, inZone = time.Time{}, false
 				lastErr = &Error{Kind: ErrNotVisible, Err: verr}
 			} else {
 				now := p.now()

@@ -131,7 +131,10 @@ func (p *Publisher) Reconcile(ctx context.Context, owner string) (Change, error)
 		}
 	}
 	var applyErr error
-	if ch.Changed() || (len(current) > 0 && zoneTTL != p.TTL) {
+	// A TTL-only difference is mended only by a provider that can set
+	// an RRset: appending and deleting nothing changes no TTL.
+	_, canSet := p.Provider.(libdns.RecordSetter)
+	if ch.Changed() || (canSet && len(current) > 0 && zoneTTL != p.TTL) {
 		applyErr = p.apply(ctx, owner, current, desired, ch)
 	}
 	if err := p.saveState(ctx, owner, st); err != nil && applyErr == nil {
