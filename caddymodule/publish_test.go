@@ -172,6 +172,11 @@ func TestPublishRollover(t *testing.T) {
 					}},
 				}},
 			}},
+			// The monitor sees the key changes as covered by dane_publish.
+			"dane_monitor": map[string]any{
+				"names": []string{site}, "ports": []int{port}, "interval": "500ms",
+				"resolvers": []string{dnsAddr}, "trust_anchor_file": anchors,
+			},
 			"dane_publish": map[string]any{
 				"dns":   map[string]any{"name": "dane_test_zonekit"},
 				"ports": []int{port}, "ttl": "1s", "interval": "100ms", "zone": "example.test.",
@@ -315,7 +320,7 @@ func TestPublishRollover(t *testing.T) {
 
 	b, _ := os.ReadFile(logFile)
 	logText := string(b)
-	for _, want := range []string{`"msg":"holding renewed certificate until its TLSA records are visible"`, `"msg":"releasing renewed certificate"`, `"msg":"TLSA RRset updated"`, `"reason":"refused"`} {
+	for _, want := range []string{`"msg":"holding renewed certificate until its TLSA records are visible"`, `"msg":"releasing renewed certificate"`, `"msg":"TLSA RRset updated"`, `"reason":"refused"`, `"next_certificate":"dane_publish publishes the next certificate's records`} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("log lacks %s", want)
 		}
