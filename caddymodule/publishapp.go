@@ -478,6 +478,12 @@ func storedChains(ctx context.Context, st certmagic.Storage, site string) ([][]*
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", key, err)
 		}
+		// An expired certificate left under another issuer's directory
+		// (a change of issuer) is not what any instance will load next;
+		// one still served is counted by servedChains anyway.
+		if time.Now().After(chain[0].NotAfter) {
+			continue
+		}
 		out = append(out, chain)
 	}
 	return out, nil
