@@ -36,7 +36,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "dane",
-		Usage: "tlsa|check|lookup ...",
+		Usage: "tlsa|check|lookup|publish ...",
 		Short: "DANE tools: make TLSA records, check an upstream, validate DNS",
 		Long: `
 Operator tools of the dane reverse-proxy transport, running the transport's
@@ -45,6 +45,7 @@ own DNSSEC validator and TLSA matcher.
   caddy dane tlsa    print the TLSA record of a certificate, key or live server
   caddy dane check   authenticate host:port exactly as the transport would, and say why
   caddy dane lookup  validate any RRset with the in-process validator (like delv)
+  caddy dane publish --dry-run  print the TLSA RRsets the running dane_publish app would publish
 
 Exit status: 0 verified/secure, 1 refused/not secure, 2 usage or configuration error.
 `,
@@ -52,7 +53,7 @@ Exit status: 0 verified/secure, 1 refused/not secure, 2 usage or configuration e
 			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 				return usageError(c, err)
 			})
-			cmd.AddCommand(tlsaCommand(), checkCommand(), lookupCommand())
+			cmd.AddCommand(tlsaCommand(), checkCommand(), lookupCommand(), publishCommand())
 		},
 	})
 }

@@ -414,6 +414,9 @@ func (m *Monitor) check(ctx context.Context, k siteKey, chains []servedChain) *o
 		}
 		out.status, out.records = v.Set.Result.Status, v.Set.Records
 		covered, why := dane.NextCertificate(sc.chain, out.records, k.site, reuse)
+		if !covered && m.publishesKeys(k.site) {
+			covered, why = true, "dane_publish publishes the next certificate's records and holds it back until they are visible for 2×TTL"
+		}
 		if !covered {
 			out.state = stateMatchNow
 		}
@@ -436,17 +439,35 @@ func presents(chain []*x509.Certificate) dane.Handshake {
 // matched as the tls app matches them: the first one without subjects or
 // with a subject matching site.
 func (m *Monitor) reusesKeys(site string) bool {
+	ap := m.policyFor(site)
+	return ap != nil && ap.ReusePrivateKeys // the default policies make a new key at each renewal
+}
+
+// publishesKeys reports whether site's certificates are issued through
+// the dane_publish issuer, which holds each new key back until its records
+// are published and visible (RFC 7671 §8.1).
+func (m *Monitor) publishesKeys(site string) bool {
+	ap := m.policyFor(site)
+	return ap != nil && slices.ContainsFunc(ap.Issuers, func(i certmagic.Issuer) bool {
+		_, ok := i.(*PublishIssuer)
+		return ok
+	})
+}
+
+// policyFor returns the automation policy the tls app would use for
+// site: the first one without subjects or with a subject matching site.
+func (m *Monitor) policyFor(site string) *caddytls.AutomationPolicy {
 	if m.tlsApp.Automation == nil {
-		return false
+		return nil
 	}
 	for _, ap := range m.tlsApp.Automation.Policies {
 		if len(ap.SubjectsRaw) == 0 || slices.ContainsFunc(ap.SubjectsRaw, func(s string) bool {
 			return certmagic.MatchWildcard(site, s)
 		}) {
-			return ap.ReusePrivateKeys
+			return ap
 		}
 	}
-	return false // the default policies make a new key at each renewal
+	return nil
 }
 
 // rolloverAdvice is logged with every warning and error.
