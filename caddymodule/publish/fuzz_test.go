@@ -58,7 +58,8 @@ func FuzzPlan(f *testing.F) {
 			}
 		}
 		need := split(needed)
-		got := st.plan(need, split(inZone), time.Duration(zoneTTL)*time.Second, time.Duration(ttl)*time.Second, at)
+		grace := time.Duration(zoneTTL%7) * time.Second
+		got := st.plan(need, split(inZone), time.Duration(zoneTTL)*time.Second, time.Duration(ttl)*time.Second, grace, at)
 		if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
 			t.Fatalf("plan = %v: not sorted and unique", got)
 		}
@@ -72,7 +73,7 @@ func FuzzPlan(f *testing.F) {
 				t.Fatalf("held %q not published: %v", r, got)
 			}
 		}
-		keep := 2 * st.waitTTL(time.Duration(ttl)*time.Second, at)
+		keep := 2*st.waitTTL(time.Duration(ttl)*time.Second, at) + grace
 		for _, r := range got {
 			e, ok := st.Records[r]
 			if !ok {

@@ -185,7 +185,7 @@ func (p *Publisher) plan(ctx context.Context, owner string, st *State) (desired,
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	return st.plan(needed, current, zoneTTL, p.TTL, p.now()), current, zoneTTL, nil
+	return st.plan(needed, current, zoneTTL, p.TTL, p.Interval, p.now()), current, zoneTTL, nil
 }
 
 // current returns the TLSA records at owner in the zone and their TTL.

@@ -53,11 +53,13 @@ func (st *State) waitTTL(ttl time.Duration, now time.Time) time.Duration {
 //   - a needed record is published, whatever else happens;
 //   - a record stays published until 2×TTL after it was last needed, so
 //     that every cache that may hold an RRset without its replacement has
-//     expired before it goes;
+//     expired before it goes; grace is added because "last needed" is
+//     only seen once per reconcile and heartbeat period: the certificate
+//     may have left service up to one period after the last sighting;
 //   - a record found in the zone that this state does not know (written by
 //     hand, or by a lost state) counts as needed when first seen: it too
 //     may be what clients use, and leaves 2×TTL later.
-func (st *State) plan(needed, inZone []string, zoneTTL, ttl time.Duration, now time.Time) []string {
+func (st *State) plan(needed, inZone []string, zoneTTL, ttl, grace time.Duration, now time.Time) []string {
 	if st.Records == nil {
 		st.Records = make(map[string]Entry)
 	}
@@ -87,7 +89,7 @@ func (st *State) plan(needed, inZone []string, zoneTTL, ttl time.Duration, now t
 			touch(r)
 		}
 	}
-	keep := 2 * st.waitTTL(ttl, now)
+	keep := 2*st.waitTTL(ttl, now) + grace
 	var out []string
 	for r, e := range st.Records {
 		if now.Sub(e.LastNeeded) >= keep {
