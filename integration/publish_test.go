@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,4 +347,645 @@ func scrape(t *testing.T, admin string) metrics {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// Messages of the dane_publish app (logger "dane_publish").
+const (
+	msgUpdated   = "TLSA RRset updated"
+	msgFailed    = "publishing TLSA RRset failed"
+	msgHolding   = "holding renewed certificate until its TLSA records are visible"
+	msgReleasing = "releasing renewed certificate"
+)
+
+// entryTime is a log line's timestamp (Caddy's JSON "ts", Unix seconds).
+func entryTime(e LogEntry) time.Time {
+	ts, _ := e["ts"].(float64)
+	sec := int64(ts)
+	return time.Unix(sec, int64((ts-float64(sec))*1e9))
+}
+
+// field is a log line's list field (added, removed, records) as one
+// lower-case string, to look for a record's hex in.
+func field(e LogEntry, k string) string {
+	switch v := e[k].(type) {
+	case []any:
+		var parts []string
+		for _, x := range v {
+			parts = append(parts, fmt.Sprint(x))
+		}
+		return strings.ToLower(strings.Join(parts, " | "))
+	case nil:
+		return ""
+	default:
+		return strings.ToLower(fmt.Sprint(v))
+	}
+}
+
+// entriesWith returns the lines among es whose field k mentions hex.
+func entriesWith(es []LogEntry, k, hex string) []LogEntry {
+	var out []LogEntry
+	for _, e := range es {
+		if strings.Contains(field(e, k), hex) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// keySeen is one key as a set of samplers saw it: from the first sample
+// of any of them to the last sample of any.
+type keySeen struct {
+	SPKI        string
+	First, Last time.Time
+}
+
+// keysSeen merges the spans of several samplers (instances serving the
+// same name) by key, ordered by first sight.
+func keysSeen(samplers ...*keySampler) []keySeen {
+	by := map[string]*keySeen{}
+	var order []string
+	for _, s := range samplers {
+		for _, sp := range s.Spans() {
+			k, ok := by[sp.SPKI]
+			if !ok {
+				by[sp.SPKI] = &keySeen{SPKI: sp.SPKI, First: sp.First, Last: sp.Last}
+				order = append(order, sp.SPKI)
+				continue
+			}
+			if sp.First.Before(k.First) {
+				k.First = sp.First
+			}
+			if sp.Last.After(k.Last) {
+				k.Last = sp.Last
+			}
+		}
+	}
+	out := make([]keySeen, 0, len(order))
+	for _, o := range order {
+		out = append(out, *by[o])
+	}
+	slices.SortFunc(out, func(a, b keySeen) int { return a.First.Compare(b.First) })
+	return out
+}
+
+// checkRolloverStory reads the publishers' "TLSA RRset updated" lines
+// against the keys the samplers saw served (RFC 7671 §8.1, current +
+// next): each key's 3 1 1 record was added at least 2×TTL before any
+// instance served it; each key that was replaced was removed, at least
+// 2×TTL after the last instance was seen serving it; the key served at
+// the end was never removed.
+func checkRolloverStory(t *testing.T, keys []keySeen, publishers ...*Caddy) {
+	t.Helper()
+	var updated []LogEntry
+	for _, c := range publishers {
+		updated = append(updated, c.Entries(msgUpdated)...)
+	}
+	slices.SortFunc(updated, func(a, b LogEntry) int { return entryTime(a).Compare(entryTime(b)) })
+	const slack = 100 * time.Millisecond // a sample is timed after its handshake
+	for i, k := range keys {
+		added := entriesWith(updated, "added", k.SPKI)
+		if len(added) == 0 {
+			t.Errorf("key %d (%.12s…): served from %s, but no %q line added its record", i, k.SPKI, k.First.Format(time.TimeOnly), msgUpdated)
+			continue
+		}
+		at := entryTime(added[0])
+		lead := k.First.Sub(at)
+		t.Logf("key %d (%.12s…): record added %s, first served %s (%v later), last seen %s",
+			i, k.SPKI, at.Format("15:04:05.000"), k.First.Format("15:04:05.000"), lead.Round(time.Millisecond), k.Last.Format("15:04:05.000"))
+		if lead < 2*publishTTL-slack {
+			t.Errorf("key %d served %v after its record was added, want ≥ 2×TTL = %v (a client may still hold the old RRset)", i, lead, 2*publishTTL)
+		}
+		removed := entriesWith(updated, "removed", k.SPKI)
+		if i == len(keys)-1 {
+			if len(removed) > 0 {
+				t.Errorf("the key served at the end (%.12s…) was removed at %s: %v", k.SPKI, entryTime(removed[0]).Format(time.TimeOnly), removed[0])
+			}
+			continue
+		}
+		if len(removed) == 0 {
+			t.Errorf("key %d (%.12s…) was replaced by key %d but its record was never removed", i, k.SPKI, i+1)
+			continue
+		}
+		rt := entryTime(removed[0])
+		after := rt.Sub(k.Last)
+		t.Logf("key %d: record removed %s, %v after it was last seen served", i, rt.Format("15:04:05.000"), after.Round(time.Millisecond))
+		if after < 2*publishTTL-slack {
+			t.Errorf("key %d's record removed %v after it was last served, want ≥ 2×TTL = %v", i, after, 2*publishTTL)
+		}
+	}
+}
+
+// quietState polls until the upstream instances at addrs all present one
+// key, the zone (AXFR) holds exactly its 3 1 1 record at the owner, and
+// Unbound answers that RRset authenticated (AD): no renewal in flight.
+// It returns the key, or fails after limit.
+func (l *publishLab) quietState(t *testing.T, port int, limit time.Duration, addrs ...string) string {
+	t.Helper()
+	p := l.provider("update-key.", l.secret)
+	owner, rel := tlsaOwner(port), tlsaRel(port)
+	var last string
+	var key string
+	start := time.Now()
+	ok := pollUntil(ctxTimeout(t, limit), func() bool {
+		key = ""
+		for _, a := range addrs {
+			k, err := presentedKey(a, strings.TrimSuffix(publishHost, "."))
+			if err != nil || (key != "" && k != key) {
+				last = fmt.Sprintf("instances present different keys or none (%s: %v)", a, err)
+				return false
+			}
+			key = k
+		}
+		want := "3 1 1 " + key
+		zone := lowerAll(tlsaSet(t, p, rel))
+		recs, ad, rc, err := l.unboundTLSA(owner)
+		last = fmt.Sprintf("served %.12s…; zone %q; Unbound %q AD %v rcode %d err %v", key, zone, recs, ad, rc, err)
+		return slices.Equal(zone, []string{want}) && err == nil && ad && slices.Equal(recs, []string{want})
+	})
+	if !ok {
+		t.Fatalf("no quiet state within %v: %s", limit, last)
+	}
+	t.Logf("quiet state after %v: %s", time.Since(start).Round(time.Millisecond), last)
+	// And our own validator proves the same RRset Secure from the anchor.
+	provenTLSA(t, l.bindLab, owner, []string{"3 1 1 " + key})
+	return key
+}
+
+func lowerAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = strings.ToLower(x)
+	}
+	return out
+}
+
+// checkFrontClean checks the front's side of a load: every request got
+// 200 "ok", no upstream connection was refused (log and metrics), and
+// every request the upstreams served came through a connection the
+// transport verified (one full, verified handshake per request).
+func checkFrontClean(t *testing.T, g *steadyLoad, warm int, front *Caddy, frontAdmin string, upstreams ...*Caddy) {
+	t.Helper()
+	res := g.Results()
+	failed := g.Failed("ok")
+	t.Logf("load: %d requests at %.1f req/s, %d failed", len(res), g.Rate(), len(failed))
+	if len(failed) > 0 {
+		n := min(len(failed), 5)
+		for _, f := range failed[:n] {
+			t.Errorf("failed request at %s: status %d body %q err %v", f.At.Format("15:04:05.000"), f.Status, f.Body, f.Err)
+		}
+		t.Errorf("%d of %d requests failed, want 0", len(failed), len(res))
+	}
+	if r := g.Rate(); r < 100 {
+		t.Errorf("load rate %.1f req/s, want ≥ 100", r)
+	}
+	if refs := front.Refusals(""); len(refs) > 0 {
+		t.Errorf("the front refused %d upstream connections: reasons %q", len(refs), reasons(refs))
+	}
+	m := scrape(t, frontAdmin)
+	refused := m.Sum("caddy_dane_verifications_total", `result="refused"`)
+	verified := m.Sum("caddy_dane_verifications_total", `result="verified"`)
+	full := m.Sum("caddy_dane_upstream_handshakes_total", `kind="full"`)
+	resumed := m.Sum("caddy_dane_upstream_handshakes_total", `kind="resumed"`)
+	total := 0
+	for _, u := range upstreams {
+		total += served(u)
+	}
+	ok := len(res) - len(failed) + warm
+	t.Logf("front: %v verified, %v refused, handshakes full %v resumed %v; upstreams served %d; client got %d × 200",
+		verified, refused, full, resumed, total, ok)
+	if refused != 0 {
+		t.Errorf("caddy_dane_verifications_total{result=refused} = %v, want 0: %v", refused, m.Series("caddy_dane_verifications_total"))
+	}
+	if int(verified) != ok || int(full) != ok || resumed != 0 || total != ok {
+		t.Errorf("requests on unverified connections: client got %d × 200, the upstreams served %d, the front verified %v connections (%v full handshakes, %v resumed); want all equal, 0 resumed",
+			ok, total, verified, full, resumed)
+	}
+}
+
+// waitKeys waits until the samplers together have seen n distinct keys.
+func waitKeys(t *testing.T, n int, limit time.Duration, what string, samplers ...*keySampler) {
+	t.Helper()
+	if !pollUntil(ctxTimeout(t, limit), func() bool { return len(keysSeen(samplers...)) >= n }) {
+		t.Fatalf("%s: %d distinct keys served after %v, want %d", what, len(keysSeen(samplers...)), limit, n)
+	}
+}
+
+// since returns the lines of es at or after from.
+func since(es []LogEntry, from time.Time) []LogEntry {
+	var out []LogEntry
+	for _, e := range es {
+		if !entryTime(e).Before(from) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestPublishRollover (issue 11): a front Caddy with `transport dane`
+// (a new, fully verified upstream connection per request) in front of an
+// upstream Caddy whose certificates come from the internal CA through
+// the dane_publish issuer, its TLSA records published in BIND (which
+// signs them) through RFC 2136, read back through a validating Unbound.
+// Under 120 req/s the upstream's certificate is renewed with a new key
+// (lifetime 40 s): no request fails and none is refused, because every
+// new key is published 2×TTL before it is served and every old one
+// withdrawn 2×TTL after it stopped being served (RFC 7671 §8.1). Then the
+// primary refuses updates for 20 s, long enough for the next renewal to
+// fall into the outage: the renewal is held (the old key keeps being
+// served, its record published), the failures are logged and counted
+// with their reason, and after the outage the held key is published and
+// served. At the end the RRset is exactly the served key's record.
+func TestPublishRollover(t *testing.T) {
+	t.Parallel()
+	e := needCaddy(t)
+	l := startPublishLab(t)
+	ps := freePorts(t, 5)
+	up := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
+		Storage: t.TempDir(), Publish: l.publishOptions("", "", "zone "+bindZone)}
+	addr := fmt.Sprintf("127.0.0.1:%d", up.Port)
+	uc := startPublishCaddy(t, e, "publish-upstream", up.Caddyfile(), addr)
+	first := waitServed(t, addr, 45*time.Second)
+	p := l.provider("update-key.", l.secret)
+	if s := lowerAll(tlsaSet(t, p, tlsaRel(up.Port))); !slices.Contains(s, "3 1 1 "+first) {
+		t.Fatalf("the first certificate is served before its record is in the zone: zone %q, served %s", s, first)
+	}
+
+	frontAdmin := fmt.Sprintf("127.0.0.1:%d", ps[3])
+	front := startPublishCaddy(t, e, "publish-front", l.publishFront(frontAdmin, ps[4], "https://"+addr), fmt.Sprintf("127.0.0.1:%d", ps[4]))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", ps[4])
+	if st, body, _ := request(t, "GET", url, ""); st != 200 || strings.TrimSpace(body) != "ok" {
+		t.Fatalf("first request through the front: %d %q", st, body)
+	}
+	sampler := startKeySampler(addr, strings.TrimSuffix(publishHost, "."), 200*time.Millisecond)
+	defer sampler.Stop()
+	load := startSteadyLoad(url, 120)
+	defer func() {
+		select {
+		case <-load.stop:
+		default:
+			load.Stop()
+		}
+	}()
+
+	// 1. A renewal with a new key under load.
+	waitKeys(t, 2, 40*time.Second, "renewal under load", sampler)
+
+	// 2. The outage, started right after a key change: the next renewal
+	// (about 14 s later) falls into it.
+	outageStart := time.Now()
+	l.proxy.Set(proxyRefused)
+	keysBefore := len(keysSeen(sampler))
+	const outage = 20 * time.Second
+	var held LogEntry
+	if !pollUntil(ctxTimeout(t, outage+5*time.Second), func() bool {
+		h := since(uc.Entries(msgHolding), outageStart)
+		if len(h) > 0 {
+			held = h[0]
+		}
+		return held != nil && time.Since(outageStart) >= outage
+	}) {
+		l.proxy.Set(proxyForward)
+		t.Fatalf("no renewal was held during the %v outage (no %q line since %s)", outage, msgHolding, outageStart.Format(time.TimeOnly))
+	}
+	outageEnd := time.Now()
+	l.proxy.Set(proxyForward)
+	t.Logf("outage %s–%s; renewal held at %s: %v", outageStart.Format("15:04:05.000"), outageEnd.Format("15:04:05.000"),
+		entryTime(held).Format("15:04:05.000"), held)
+	if n := len(keysSeen(sampler)); n != keysBefore {
+		t.Errorf("the served key changed during the outage (%d keys before, %d after): a certificate whose record could not be published was served", keysBefore, n)
+	}
+
+	// 3. After the outage the held key is published, then served.
+	waitKeys(t, keysBefore+1, 30*time.Second, "held renewal after the outage", sampler)
+	load.Stop()
+	end := l.quietState(t, up.Port, 25*time.Second, addr)
+	sampler.Stop()
+
+	keys := keysSeen(sampler)
+	if keys[len(keys)-1].SPKI != end {
+		t.Errorf("the quiet state's key %.12s… is not the last key sampled %.12s…", end, keys[len(keys)-1].SPKI)
+	}
+	if n, err := sampler.Errors(); n > 0 {
+		t.Errorf("%d key samples failed (last: %v): the upstream stopped serving", n, err)
+	}
+	t.Logf("%d keys served, %d key changes", len(keys), len(keys)-1)
+	if len(keys) < 3 {
+		t.Errorf("%d key changes, want ≥ 2 (one before the outage, the held one after)", len(keys)-1)
+	}
+	checkFrontClean(t, load, 1, front, frontAdmin, uc)
+	checkRolloverStory(t, keys, uc)
+
+	// The outage as the publisher saw it.
+	var inOutage []LogEntry
+	for _, f := range since(uc.Entries(msgFailed), outageStart) {
+		if entryTime(f).Before(outageEnd.Add(time.Second)) {
+			inOutage = append(inOutage, f)
+		}
+	}
+	var rs []string
+	for _, f := range inOutage {
+		rs = append(rs, f.Str("reason"))
+	}
+	t.Logf("%d failures logged during the outage: %q; first: %v", len(inOutage), rs, first1(inOutage))
+	if len(inOutage) < 2 {
+		t.Errorf("%d %q lines during the outage, want ≥ 2 (retried)", len(inOutage), msgFailed)
+	}
+	for _, f := range inOutage {
+		if f.Str("reason") != "refused" || f.Str("error") == "" || f.Str("owner") == "" {
+			t.Errorf("failure line %v: want reason refused, the error and the owner", f)
+		}
+	}
+	if f := since(uc.Entries(msgFailed), outageEnd.Add(10*time.Second)); len(f) > 0 {
+		t.Errorf("publishing still failing 10 s after the outage: %v", f[0])
+	}
+	// The held certificate was released only after the outage.
+	var released LogEntry
+	for _, r := range since(uc.Entries(msgReleasing), entryTime(held)) {
+		released = r
+		break
+	}
+	if released == nil {
+		t.Errorf("the certificate held at %s was never released", entryTime(held).Format(time.TimeOnly))
+	} else if entryTime(released).Before(outageEnd) {
+		t.Errorf("the held certificate was released at %s, during the outage", entryTime(released).Format(time.TimeOnly))
+	} else {
+		t.Logf("released %s: %v", entryTime(released).Format("15:04:05.000"), released)
+	}
+	um := scrape(t, up.Admin)
+	t.Logf("upstream metrics: %v %v %v %v", um.Series("caddy_dane_publish_errors_total"), um.Series("caddy_dane_publish_changes_total"),
+		um.Series("caddy_dane_publish_records"), um.Series("caddy_dane_publish_held_seconds_count"))
+	if v := um.Sum("caddy_dane_publish_errors_total", `reason="refused"`); v < float64(len(inOutage)) {
+		t.Errorf("caddy_dane_publish_errors_total{reason=refused} = %v, want ≥ %d (the failures logged)", v, len(inOutage))
+	}
+	if v := um.Sum("caddy_dane_publish_errors_total"); v != um.Sum("caddy_dane_publish_errors_total", `reason="refused"`) {
+		t.Errorf("publish errors other than refused: %v", um.Series("caddy_dane_publish_errors_total"))
+	}
+	if v := um.Sum("caddy_dane_publish_records"); v != 1 {
+		t.Errorf("caddy_dane_publish_records = %v in the quiet state, want 1", v)
+	}
+	if v := um.Sum("caddy_dane_publish_held_seconds_count"); v < float64(len(keys)) {
+		t.Errorf("caddy_dane_publish_held_seconds_count = %v, want ≥ %d (every certificate served was held first)", v, len(keys))
+	}
+	if v := um.Sum("caddy_dane_publish_held_seconds_sum"); v < (outageEnd.Sub(entryTime(held)) + 2*publishTTL).Seconds() {
+		t.Errorf("caddy_dane_publish_held_seconds_sum = %v s, less than the held renewal alone", v)
+	}
+}
+
+func first1(es []LogEntry) LogEntry {
+	if len(es) == 0 {
+		return nil
+	}
+	return es[0]
+}
+
+// TestPublishTwoInstances (issue 11): two upstream Caddys with the same
+// configuration and one storage (certmagic's locks), on 127.0.0.2 and
+// 127.0.0.3 with the same port, so with one TLSA owner; the front
+// balances between them. Whichever renews, the other loads the renewed
+// certificate from storage, and the record of the key one of them still
+// serves stays published (heartbeats) until both have moved on. No
+// request fails, the publishers do not fight (few changes, no
+// prerequisite failures), and at the end both serve the one key the
+// RRset holds.
+func TestPublishTwoInstances(t *testing.T) {
+	t.Parallel()
+	e := needCaddy(t)
+	l := startPublishLab(t)
+	ps := freePorts(t, 7)
+	storage := t.TempDir()
+	port := ps[0]
+	var ups []*Caddy
+	var admins, addrs []string
+	for i, bind := range []string{"127.0.0.2", "127.0.0.3"} {
+		u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[1+i]), Bind: bind, Port: port, HTTPPort: ps[3+i],
+			Storage: storage, Publish: l.publishOptions("", "", "zone "+bindZone)}
+		addr := fmt.Sprintf("%s:%d", bind, port)
+		ups = append(ups, startPublishCaddy(t, e, fmt.Sprintf("publish-instance%d", i+1), u.Caddyfile(), addr))
+		admins, addrs = append(admins, u.Admin), append(addrs, addr)
+	}
+	k1, k2 := waitServed(t, addrs[0], 45*time.Second), waitServed(t, addrs[1], 45*time.Second)
+	t.Logf("instance 1 serves %.12s…, instance 2 %.12s…", k1, k2)
+
+	frontAdmin := fmt.Sprintf("127.0.0.1:%d", ps[5])
+	front := startPublishCaddy(t, e, "publish-front2", l.publishFront(frontAdmin, ps[6], "https://"+addrs[0], "https://"+addrs[1]),
+		fmt.Sprintf("127.0.0.1:%d", ps[6]))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", ps[6])
+	if !pollUntil(ctxTimeout(t, 15*time.Second), func() bool {
+		a, _ := presentedKey(addrs[0], strings.TrimSuffix(publishHost, "."))
+		b, _ := presentedKey(addrs[1], strings.TrimSuffix(publishHost, "."))
+		return a != "" && a == b
+	}) {
+		t.Fatalf("the instances do not serve the same certificate from their shared storage")
+	}
+	warm := 0
+	for range 2 { // one request to each instance (round robin)
+		if st, body, _ := request(t, "GET", url, ""); st != 200 || strings.TrimSpace(body) != "ok" {
+			t.Fatalf("first requests through the front: %d %q", st, body)
+		}
+		warm++
+	}
+	var samplers []*keySampler
+	for _, a := range addrs {
+		s := startKeySampler(a, strings.TrimSuffix(publishHost, "."), 200*time.Millisecond)
+		defer s.Stop()
+		samplers = append(samplers, s)
+	}
+	load := startSteadyLoad(url, 120)
+	waitKeys(t, 2, 40*time.Second, "first renewal under load", samplers...)
+	// The second renewal, if it comes within the budget.
+	second := pollUntil(ctxTimeout(t, 25*time.Second), func() bool { return len(keysSeen(samplers...)) >= 3 })
+	load.Stop()
+	end := l.quietState(t, port, 25*time.Second, addrs...)
+	for _, s := range samplers {
+		s.Stop()
+	}
+	keys := keysSeen(samplers...)
+	t.Logf("%d keys served by the two instances, %d key changes (second renewal within the budget: %v)", len(keys), len(keys)-1, second)
+	if keys[len(keys)-1].SPKI != end {
+		t.Errorf("the quiet state's key %.12s… is not the last key sampled %.12s…", end, keys[len(keys)-1].SPKI)
+	}
+	for i, s := range samplers {
+		if n, err := s.Errors(); n > 0 {
+			t.Errorf("instance %d: %d key samples failed (last: %v)", i+1, n, err)
+		}
+		t.Logf("instance %d keys: %d spans", i+1, len(s.Spans()))
+	}
+	checkFrontClean(t, load, warm, front, frontAdmin, ups...)
+	for i, u := range ups {
+		if served(u) == 0 {
+			t.Errorf("instance %d served no request: the front did not balance", i+1)
+		}
+	}
+	checkRolloverStory(t, keys, ups...)
+
+	// No fight: each key added once and (but the last) removed once,
+	// over both instances; no prerequisite failure.
+	var changes float64
+	for i, a := range admins {
+		m := scrape(t, a)
+		t.Logf("instance %d metrics: %v %v", i+1, m.Series("caddy_dane_publish_changes_total"), m.Series("caddy_dane_publish_errors_total"))
+		changes += m.Sum("caddy_dane_publish_changes_total")
+		if v := m.Sum("caddy_dane_publish_errors_total", `reason="prerequisite"`); v != 0 {
+			t.Errorf("instance %d: caddy_dane_publish_errors_total{reason=prerequisite} = %v: the instances raced on the RRset", i+1, v)
+		}
+		for _, f := range ups[i].Entries(msgFailed) {
+			t.Errorf("instance %d: %v", i+1, f)
+		}
+	}
+	if limit := float64(2*len(keys) - 1); changes > limit {
+		t.Errorf("caddy_dane_publish_changes_total over both instances = %v for %d keys, want ≤ %v (each added once, replaced ones removed once)", changes, len(keys), limit)
+	}
+	var updates int
+	for _, u := range ups {
+		updates += len(u.Entries(msgUpdated))
+	}
+	t.Logf("%v record changes in %d RRset updates over both instances", changes, updates)
+}
+
+// certsIn lists the certificate files under a Caddy storage root.
+func certsIn(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(root, "certificates"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".crt") {
+			out = append(out, path)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPublishBadInput (issue 11): what an operator can get wrong is a
+// clear error when the configuration loads, or, where only the server
+// can tell, a logged and retried failure with its reason; in neither case
+// is anything published half-way, or a certificate whose record could
+// not be published ever stored or served.
+func TestPublishBadInput(t *testing.T) {
+	t.Parallel()
+	e := needCaddy(t)
+	l := startPublishLab(t)
+
+	t.Run("load", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			opts  []string
+			host  string
+			wants []string // in the error
+		}{
+			{"unknown DNS provider module", append([]string{"dns no_such_provider"}, l.publishOptions(l.server, "")[7:]...), "",
+				[]string{"dns.providers.no_such_provider"}},
+			{"RFC2136-3.4.1.3/site outside the configured zone", l.publishOptions(l.server, "", "zone other.test."), "",
+				[]string{"other.test", "upstream.example.test"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ps := freePorts(t, 3)
+				u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
+					Storage: t.TempDir(), Host: tc.host, Publish: tc.opts}
+				path, err := e.writeCaddyfile("publish-bad-"+strings.ReplaceAll(strings.Fields(tc.name)[0], "/", "-"), u.Caddyfile())
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, ok := e.caddyValidate(t, path, "caddyfile")
+				t.Logf("caddy validate: %s", lastLine(out))
+				if ok {
+					t.Fatalf("caddy validate accepted the configuration:\n%s", u.Caddyfile())
+				}
+				for _, w := range tc.wants {
+					if !strings.Contains(out, w) {
+						t.Errorf("the error does not name %q:\n%s", w, out)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("runtime", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			host   string
+			opts   []string
+			reason string
+		}{
+			{"RFC8945-5.2.2/TSIG refused: wrong secret", "", l.publishOptions(l.server, newSecret(t), "zone "+bindZone), "tsig_refused"},
+			{"RFC2136-2.2/zone not served by the primary: NOTAUTH", "upstream.nothere.test", l.publishOptions(l.server, "", "zone nothere.test."), "zone_not_served"},
+			{"RFC1034-4.3.2/no zone found above the name", "upstream.nozone.test", l.publishOptions(l.server, ""), "zone_not_found"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				ps := freePorts(t, 3)
+				storage := t.TempDir()
+				u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
+					Storage: storage, Host: tc.host, Publish: tc.opts}
+				addr := fmt.Sprintf("127.0.0.1:%d", u.Port)
+				c := startPublishCaddy(t, e, "publish-"+tc.reason, u.Caddyfile(), addr)
+				var fails []LogEntry
+				if !pollUntil(ctxTimeout(t, 20*time.Second), func() bool {
+					fails = c.Entries(msgFailed)
+					return len(fails) >= 2
+				}) {
+					t.Fatalf("%d %q lines after 20 s, want ≥ 2 (a logged, retried failure)", len(fails), msgFailed)
+				}
+				t.Logf("%d failures; first: %v", len(fails), fails[0])
+				for _, f := range fails {
+					if f.Str("reason") != tc.reason || f.Str("error") == "" {
+						t.Errorf("failure line %v: want reason %s and the error", f, tc.reason)
+					}
+				}
+				if gap := entryTime(fails[1]).Sub(entryTime(fails[0])); gap <= 0 {
+					t.Errorf("the two failures are not retries in time: %v apart", gap)
+				}
+				m := scrape(t, u.Admin)
+				if v := m.Sum("caddy_dane_publish_errors_total", `reason="`+tc.reason+`"`); v < 2 {
+					t.Errorf("caddy_dane_publish_errors_total{reason=%s} = %v, want ≥ 2: %v", tc.reason, v, m.Series("caddy_dane_publish_errors_total"))
+				}
+				// Nothing published, nothing stored, nothing served.
+				if up := c.Entries(msgUpdated); len(up) > 0 {
+					t.Errorf("an RRset was updated: %v", up[0])
+				}
+				if s := zoneTLSA(t, l.provider("update-key.", l.secret)); len(s) != 0 {
+					t.Errorf("TLSA records in the zone: %q", s)
+				}
+				if crts := certsIn(t, storage); len(crts) > 0 {
+					t.Errorf("a certificate reached storage although its record was never published: %q", crts)
+				}
+				if k, err := presentedKey(addr, strings.TrimSuffix(tlsaHost(tc.host), ".")); err == nil {
+					t.Errorf("the site serves a certificate (key %.12s…) whose record was never published", k)
+				}
+			})
+		}
+	})
+}
+
+// zoneTLSA lists every TLSA record of the lab's zone (AXFR).
+func zoneTLSA(t *testing.T, p *rfc2136.Provider) []string {
+	t.Helper()
+	recs, err := p.GetRecords(context.Background(), bindZone)
+	if err != nil {
+		t.Fatalf("GetRecords: %v", err)
+	}
+	var out []string
+	for _, r := range recs {
+		if rr := r.RR(); rr.Type == "TLSA" {
+			out = append(out, rr.Name+" "+rr.Data)
+		}
+	}
+	return out
+}
+
+func tlsaHost(h string) string {
+	if h == "" {
+		return publishHost
+	}
+	return h
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
