@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -353,6 +354,135 @@ func parseMonitorOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{
 		Name:  "dane_monitor",
 		Value: caddyconfig.JSON(m, &warnings),
+	}, nil
+}
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("dane_publish", parsePublishOption)
+}
+
+// parsePublishOption sets up the dane_publish app from the global option.
+// Syntax:
+//
+//	dane_publish {
+//	    dns               <provider> [<args...>] { ... }
+//	    sites             <name[:port]...>
+//	    ports             <port...>
+//	    record            <usage> <selector> <matching>
+//	    ttl               <duration>
+//	    zone              <zone>
+//	    interval          <duration>
+//	    max_hold          <duration>
+//	    # as in the dane transport's `dane` block:
+//	    resolvers         <ip[:port]...>
+//	    dnssec            validate|trust_resolver
+//	    trust_anchor_file <path>
+//	    timeout           <duration>
+//	    query_timeout     <duration>
+//	}
+//
+// `dns` takes a `dns.providers` module as `acme_dns` does. `record` may
+// be repeated (default: one, 3 1 1). The certificates whose key changes
+// are held back until published are those issued through
+// `issuer dane_publish { issuer ... }` in a site's `tls` block.
+func parsePublishOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	d.Next() // consume option name
+	if existing != nil {
+		return nil, d.Err("dane_publish specified more than once")
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	p := new(Publish)
+	var warnings []caddyconfig.Warning
+	var validatorSegs []caddyfile.Segment
+	seen := map[string]bool{}
+	duration := func(opt string) (caddy.Duration, error) {
+		var v string
+		if !d.AllArgs(&v) {
+			return 0, d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur <= 0 {
+			return 0, d.Errf("invalid %s %q: want a positive duration", opt, v)
+		}
+		return caddy.Duration(dur), nil
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt != "sites" && opt != "ports" && opt != "record" && opt != "resolvers" {
+			if seen[opt] {
+				return nil, d.Errf("dane_publish option %q specified more than once", opt)
+			}
+			seen[opt] = true
+		}
+		var err error
+		switch opt {
+		case "dns":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "dns.providers."+name)
+			if err != nil {
+				return nil, err
+			}
+			p.DNSRaw = caddyconfig.JSONModuleObject(unm, "name", name, &warnings)
+		case "sites":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			p.Sites = append(p.Sites, args...)
+		case "ports":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, a := range args {
+				port, err := strconv.Atoi(a)
+				if err != nil || port <= 0 || port > 65535 {
+					return nil, d.Errf("invalid port %q: must be 1-65535", a)
+				}
+				p.Ports = append(p.Ports, port)
+			}
+		case "record":
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return nil, d.Errf("record: want <usage> <selector> <matching>, e.g. record 3 1 1")
+			}
+			p.Records = append(p.Records, strings.Join(args, " "))
+		case "ttl":
+			p.TTL, err = duration(opt)
+		case "interval":
+			p.Interval, err = duration(opt)
+		case "max_hold":
+			p.MaxHold, err = duration(opt)
+		case "zone":
+			if !d.AllArgs(&p.Zone) {
+				return nil, d.ArgErr()
+			}
+		case "resolvers", "dnssec", "trust_anchor_file", "timeout", "query_timeout":
+			validatorSegs = append(validatorSegs, d.NextSegment())
+		default:
+			return nil, d.Errf("unrecognized dane_publish option %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if p.DNSRaw == nil {
+		return nil, d.Err("dane_publish: a DNS provider is required: dns <provider> ...")
+	}
+	var o Options
+	if err := o.unmarshalCaddyfile(caddyfile.NewDispenser(asDANEBlock(validatorSegs))); err != nil {
+		return nil, err
+	}
+	p.Resolvers, p.DNSSEC, p.TrustAnchorFile = o.Resolvers, o.DNSSEC, o.TrustAnchorFile
+	p.Timeout, p.QueryTimeout = o.Timeout, o.QueryTimeout
+	return httpcaddyfile.App{
+		Name:  "dane_publish",
+		Value: caddyconfig.JSON(p, &warnings),
 	}, nil
 }
 

@@ -211,3 +211,75 @@ func observeClientVerify(elapsed time.Duration) {
 	initClientMetrics()
 	clientMetrics.duration.Observe(elapsed.Seconds())
 }
+
+// dane_publish (publishapp.go): caddy_dane_publish_*.
+type publishMetrics struct {
+	records     *prometheus.GaugeVec   // {owner}
+	lastSuccess *prometheus.GaugeVec   // {owner}
+	errors      *prometheus.CounterVec // {reason}
+	changes     *prometheus.CounterVec // {change}
+	held        prometheus.Histogram
+}
+
+// registerPublishMetrics makes dane_publish's collectors for one config,
+// reusing those a previous config registered in the same registry.
+func registerPublishMetrics(registry *prometheus.Registry) (*publishMetrics, error) {
+	m := &publishMetrics{
+		records: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "caddy", Subsystem: "dane_publish", Name: "records",
+			Help: "Records in the TLSA RRset dane_publish last published at an owner.",
+		}, []string{"owner"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "caddy", Subsystem: "dane_publish", Name: "last_success_timestamp_seconds",
+			Help: "When the TLSA RRset at an owner was last reconciled without error (Unix time).",
+		}, []string{"owner"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "dane_publish", Name: "errors_total",
+			Help: "Failed TLSA publications, by reason (tsig_refused, zone_not_served, refused, timeout, network, zone_not_found, not_visible, lock, storage, ...).",
+		}, []string{"reason"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "dane_publish", Name: "changes_total",
+			Help: "TLSA records added to or removed from the published RRsets.",
+		}, []string{"change"}),
+		held: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy", Subsystem: "dane_publish", Name: "held_seconds",
+			Help:    "How long a renewed certificate was held back until its TLSA records were visible for twice the TTL.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+		}),
+	}
+	if registry == nil {
+		return m, nil
+	}
+	var err error
+	if m.records, err = registerOrReuse(registry, m.records); err != nil {
+		return nil, err
+	}
+	if m.lastSuccess, err = registerOrReuse(registry, m.lastSuccess); err != nil {
+		return nil, err
+	}
+	if m.errors, err = registerOrReuse(registry, m.errors); err != nil {
+		return nil, err
+	}
+	if m.changes, err = registerOrReuse(registry, m.changes); err != nil {
+		return nil, err
+	}
+	if m.held, err = registerOrReuse(registry, m.held); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerOrReuse registers c, or returns the collector of the same
+// description a previous config registered.
+func registerOrReuse[T prometheus.Collector](registry *prometheus.Registry, c T) (T, error) {
+	if err := registry.Register(c); err != nil {
+		are := prometheus.AlreadyRegisteredError{}
+		if !errors.As(err, &are) {
+			return c, err
+		}
+		if existing, ok := are.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,102 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/rfc2136"
+)
+
+// Kinds of failure, each a metric label (Reason).
+var (
+	ErrLock         = errors.New("storage lock")
+	ErrStorage      = errors.New("storage")
+	ErrZoneNotFound = errors.New("zone not found")
+	ErrNotVisible   = errors.New("records not visible")
+	ErrProvider     = errors.New("DNS provider")
+)
+
+// Error is a failure to publish at one owner.
+type Error struct {
+	Kind    error  // one of the Err* above, or an rfc2136 kind
+	Owner   string // the TLSA owner, when there is one
+	Op      string // what was being done
+	Err     error
+	Partial *Change // when set, the part of the change that was made
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Owner != "" {
+		b.WriteString(e.Owner + ": ")
+	}
+	if e.Op != "" {
+		b.WriteString(e.Op + ": ")
+	}
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString(e.Kind.Error())
+	}
+	if e.Partial != nil && len(e.Partial.Added) > 0 {
+		fmt.Fprintf(&b, " (added %s before the failure)", strings.Join(e.Partial.Added, ", "))
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// classify names the kind of a provider error.
+func classify(err error) error {
+	for _, k := range []error{
+		rfc2136.ErrTSIGRefused, rfc2136.ErrZoneNotServed, rfc2136.ErrRefused,
+		rfc2136.ErrPrerequisite, rfc2136.ErrOutsideZone, rfc2136.ErrResponseTSIG,
+		rfc2136.ErrBadResponse, rfc2136.ErrServer, rfc2136.ErrTimeout,
+		rfc2136.ErrNetwork, rfc2136.ErrRecord, rfc2136.ErrConfig,
+	} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return rfc2136.ErrTimeout
+	}
+	return ErrProvider
+}
+
+// Reason returns the metric label of err: tsig_refused, zone_not_served,
+// refused, prerequisite, outside_zone, response_tsig, bad_response,
+// server, timeout, network, record, config, lock, storage,
+// zone_not_found, not_visible, canceled or other.
+func Reason(err error) string {
+	for _, r := range []struct {
+		kind  error
+		label string
+	}{
+		{rfc2136.ErrTSIGRefused, "tsig_refused"},
+		{rfc2136.ErrZoneNotServed, "zone_not_served"},
+		{rfc2136.ErrRefused, "refused"},
+		{rfc2136.ErrPrerequisite, "prerequisite"},
+		{rfc2136.ErrOutsideZone, "outside_zone"},
+		{rfc2136.ErrResponseTSIG, "response_tsig"},
+		{rfc2136.ErrBadResponse, "bad_response"},
+		{rfc2136.ErrServer, "server"},
+		{rfc2136.ErrTimeout, "timeout"},
+		{rfc2136.ErrNetwork, "network"},
+		{rfc2136.ErrRecord, "record"},
+		{rfc2136.ErrConfig, "config"},
+		{ErrLock, "lock"},
+		{ErrStorage, "storage"},
+		{ErrZoneNotFound, "zone_not_found"},
+		{ErrNotVisible, "not_visible"},
+		{context.Canceled, "canceled"},
+		{context.DeadlineExceeded, "timeout"},
+	} {
+		if errors.Is(err, r.kind) {
+			return r.label
+		}
+	}
+	return "other"
+}

@@ -1,0 +1,291 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/libdns/libdns"
+	"github.com/miekg/dns"
+
+	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
+	"github.com/caddy-dane/caddy-dane/caddymodule/publish"
+	"github.com/caddy-dane/caddy-dane/caddymodule/rfc2136"
+	"github.com/caddy-dane/caddy-dane/internal/zonekit"
+)
+
+func init() {
+	caddy.RegisterModule(zonekitProvider{})
+}
+
+// The zone a zonekitProvider edits, re-signed after every change, and the
+// fault switch of the outage test (a refused update, as a server says it).
+var (
+	testZone     atomic.Pointer[zonekit.Zone]
+	testZoneMu   sync.Mutex
+	testZoneDown atomic.Bool
+)
+
+// zonekitProvider is a libdns provider over the in-process signed zone
+// testZone, registered as dns.providers.dane_test_zonekit for the tests.
+type zonekitProvider struct{}
+
+func (zonekitProvider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "dns.providers.dane_test_zonekit", New: func() caddy.Module { return new(zonekitProvider) }}
+}
+
+func (zonekitProvider) GetRecords(_ context.Context, zone string) ([]libdns.Record, error) {
+	z := testZone.Load()
+	var out []libdns.Record
+	for _, rr := range z.Records() {
+		if t, ok := rr.(*dns.TLSA); ok {
+			out = append(out, libdns.RR{
+				Name: libdns.RelativeName(t.Hdr.Name, zone), Type: "TLSA",
+				TTL:  time.Duration(t.Hdr.Ttl) * time.Second,
+				Data: fmt.Sprintf("%d %d %d %s", t.Usage, t.Selector, t.MatchingType, t.Certificate),
+			})
+		}
+	}
+	return out, nil
+}
+
+func (zonekitProvider) SetRecords(_ context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	if testZoneDown.Load() {
+		return nil, fmt.Errorf("update: %w", rfc2136.ErrRefused)
+	}
+	testZoneMu.Lock()
+	defer testZoneMu.Unlock()
+	z := testZone.Load()
+	for _, r := range recs {
+		z.Remove(libdns.AbsoluteName(r.RR().Name, zone), dns.TypeTLSA)
+	}
+	for _, r := range recs {
+		rr := r.RR()
+		if err := z.Add(fmt.Sprintf("%s %d IN TLSA %s", libdns.AbsoluteName(rr.Name, zone), int(rr.TTL/time.Second), rr.Data)); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	return recs, z.Sign(now.Add(-time.Hour), now.Add(time.Hour))
+}
+
+func (zonekitProvider) DeleteRecords(_ context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	if testZoneDown.Load() {
+		return nil, fmt.Errorf("update: %w", rfc2136.ErrRefused)
+	}
+	testZoneMu.Lock()
+	defer testZoneMu.Unlock()
+	z := testZone.Load()
+	for _, r := range recs {
+		z.Remove(libdns.AbsoluteName(r.RR().Name, zone), dns.TypeTLSA)
+	}
+	now := time.Now()
+	return recs, z.Sign(now.Add(-time.Hour), now.Add(time.Hour))
+}
+
+func zoneTLSA(owner string) []string {
+	var out []string
+	for _, rr := range testZone.Load().RRset(owner, dns.TypeTLSA) {
+		t := rr.(*dns.TLSA)
+		out = append(out, fmt.Sprintf("%d %d %d %s", t.Usage, t.Selector, t.MatchingType, strings.ToLower(t.Certificate)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPublishRollover runs a real Caddy (in a child process, because
+// certmagic's renewal ticker is fixed when the process's certificate cache
+// is made) that serves a site with `issuer dane_publish { issuer internal
+// }`, a 20s lifetime and renewal at half of it: certmagic renews with a new
+// key every ~10s. A DANE client (our authenticator, through the site's
+// TLSA RRset in a signed zone) connects every 25ms for 28s. Every
+// handshake must verify, the key must change at least twice, a provider
+// outage in the middle must change nothing that clients see, and at the
+// end the RRset must be exactly the served key's record.
+func TestPublishRollover(t *testing.T) {
+	if os.Getenv("DANE_PUBLISH_CHILD") == "" {
+		if testing.Short() {
+			t.Skip("30 s of real renewals")
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPublishRollover$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DANE_PUBLISH_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		t.Logf("child:\n%s", out)
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		return
+	}
+	const site = "up.example.test"
+	z, dnsAddr, anchors := signedZone(t)
+	testZone.Store(z)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	owner := dane.Owner(site, port)
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "caddy.log")
+	cfg, err := json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true},
+		"storage": map[string]any{"module": "file_system", "root": filepath.Join(dir, "storage")},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
+			"writer":  map[string]any{"output": "file", "filename": logFile},
+			"encoder": map[string]any{"format": "json"}, "level": "DEBUG",
+		}}},
+		"apps": map[string]any{
+			"http": map[string]any{"servers": map[string]any{"s": map[string]any{
+				"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
+				"routes": []any{map[string]any{
+					"match":  []any{map[string]any{"host": []string{site}}},
+					"handle": []any{map[string]any{"handler": "static_response", "body": "ok"}},
+				}},
+				"automatic_https": map[string]any{"disable_redirects": true},
+			}}},
+			"tls": map[string]any{"automation": map[string]any{
+				"renew_interval": "200ms",
+				"policies": []any{map[string]any{
+					"subjects":             []string{site},
+					"renewal_window_ratio": 0.5,
+					"issuers": []any{map[string]any{
+						"module": "dane_publish",
+						"issuer": map[string]any{"module": "internal", "lifetime": "20s"},
+					}},
+				}},
+			}},
+			"dane_publish": map[string]any{
+				"dns":   map[string]any{"name": "dane_test_zonekit"},
+				"ports": []int{port}, "ttl": "1s", "interval": "100ms", "zone": "example.test.",
+				"resolvers": []string{dnsAddr}, "trust_anchor_file": anchors, "timeout": "2s",
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+
+	opts := Options{Resolvers: []string{dnsAddr}, TrustAnchorFile: anchors}
+	auth, err := opts.newAuthenticator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var ok, failed int
+	var failures []string
+	dial := func() error {
+		var leafKey string
+		conf := &tls.Config{ServerName: site, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				sum := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
+				leafKey = hex.EncodeToString(sum[:8])
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_, err := auth.Authenticate(ctx, dane.Target{Host: site, Port: port}, presents(cs.PeerCertificates))
+				return err
+			}}
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port), conf)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		if len(keys) == 0 || keys[len(keys)-1] != leafKey {
+			keys = append(keys, leafKey)
+		}
+		return nil
+	}
+	// The first certificate is itself held until published: wait for it.
+	deadline := time.Now().Add(15 * time.Second)
+	for dial() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("first certificate never served with its TLSA record published; zone %v", zoneTLSA(owner))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	outageFrom, outageTo := 8*time.Second, 14*time.Second
+	var keysAtOutage []string
+	for time.Since(start) < 28*time.Second {
+		el := time.Since(start)
+		switch {
+		case el >= outageFrom && el < outageTo && !testZoneDown.Load():
+			testZoneDown.Store(true)
+			keysAtOutage = slices.Clone(keys)
+		case el >= outageTo && testZoneDown.Load():
+			testZoneDown.Store(false)
+			if !slices.Equal(keys, keysAtOutage) {
+				t.Errorf("the served key changed during the provider outage: %v → %v", keysAtOutage, keys)
+			}
+		}
+		if err := dial(); err != nil {
+			failed++
+			if len(failures) < 5 {
+				failures = append(failures, fmt.Sprintf("+%s: %v", el.Round(time.Millisecond), err))
+			}
+		} else {
+			ok++
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Logf("%d handshakes verified, %d failed; served keys in order: %v", ok, failed, keys)
+	if failed > 0 {
+		t.Errorf("%d handshakes failed DANE verification during rollovers: %v", failed, failures)
+	}
+	if len(keys) < 3 {
+		t.Errorf("want ≥2 key changes in 28s, saw keys %v", keys)
+	}
+	// End state: after 2×TTL and a few intervals, only the served key.
+	var final []string
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		final = zoneTLSA(owner)
+		if len(final) == 1 {
+			break
+		}
+	}
+	served := servedChains(site)
+	if len(served) == 0 {
+		t.Fatal("no served certificate")
+	}
+	ee, _ := publish.ParseParams("3 1 1")
+	want, _ := publish.Records(served[len(served)-1].chain, []publish.Params{ee})
+	if !slices.Equal(final, want) {
+		t.Errorf("final RRset %v, want the served key's record %v", final, want)
+	}
+	b, _ := os.ReadFile(logFile)
+	logText := string(b)
+	for _, want := range []string{`"msg":"holding renewed certificate until its TLSA records are visible"`, `"msg":"releasing renewed certificate"`, `"msg":"TLSA RRset updated"`, `"reason":"refused"`} {
+		if !strings.Contains(logText, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		var lines []string
+		for _, l := range strings.Split(logText, "\n") {
+			if strings.Contains(l, "dane_publish") || strings.Contains(l, "renew") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("dane_publish log:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
