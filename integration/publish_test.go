@@ -601,7 +601,7 @@ func TestPublishRollover(t *testing.T) {
 	l := startPublishLab(t)
 	ps := freePorts(t, 5)
 	up := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
-		Storage: t.TempDir(), Publish: l.publishOptions("", "", "zone "+bindZone)}
+		Storage: t.TempDir(), Publish: l.publishOptions("", "", "zone "+bindZone, fmt.Sprintf("ports %d", ps[1]))}
 	addr := fmt.Sprintf("127.0.0.1:%d", up.Port)
 	uc := startPublishCaddy(t, e, "publish-upstream", up.Caddyfile(), addr)
 	first := waitServed(t, addr, 45*time.Second)
@@ -758,7 +758,7 @@ func TestPublishTwoInstances(t *testing.T) {
 	var admins, addrs []string
 	for i, bind := range []string{"127.0.0.2", "127.0.0.3"} {
 		u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[1+i]), Bind: bind, Port: port, HTTPPort: ps[3+i],
-			Storage: storage, Publish: l.publishOptions("", "", "zone "+bindZone)}
+			Storage: storage, Publish: l.publishOptions("", "", "zone "+bindZone, fmt.Sprintf("ports %d", port))}
 		addr := fmt.Sprintf("%s:%d", bind, port)
 		ups = append(ups, startPublishCaddy(t, e, fmt.Sprintf("publish-instance%d", i+1), u.Caddyfile(), addr))
 		admins, addrs = append(admins, u.Admin), append(addrs, addr)
@@ -875,18 +875,17 @@ func TestPublishBadInput(t *testing.T) {
 		for _, tc := range []struct {
 			name  string
 			opts  []string
-			host  string
 			wants []string // in the error
 		}{
-			{"unknown DNS provider module", append([]string{"dns no_such_provider"}, l.publishOptions(l.server, "")[7:]...), "",
+			{"unknown DNS provider module", append([]string{"dns no_such_provider"}, l.publishOptions(l.server, "")[7:]...),
 				[]string{"dns.providers.no_such_provider"}},
-			{"RFC2136-3.4.1.3/site outside the configured zone", l.publishOptions(l.server, "", "zone other.test."), "",
+			{"RFC2136-3.4.1.3/site outside the configured zone", l.publishOptions(l.server, "", "zone other.test.", "sites upstream.example.test:8443"),
 				[]string{"other.test", "upstream.example.test"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ps := freePorts(t, 3)
 				u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
-					Storage: t.TempDir(), Host: tc.host, Publish: tc.opts}
+					Storage: t.TempDir(), Publish: tc.opts}
 				path, err := e.writeCaddyfile("publish-bad-"+strings.ReplaceAll(strings.Fields(tc.name)[0], "/", "-"), u.Caddyfile())
 				if err != nil {
 					t.Fatal(err)
@@ -903,6 +902,43 @@ func TestPublishBadInput(t *testing.T) {
 				}
 			})
 		}
+		// The sites taken from the tls app's policies are only known
+		// when the app starts: `caddy run` (and a reload) must fail then,
+		// naming the site and the zone, before anything is published.
+		t.Run("RFC2136-3.4.1.3/default site outside the configured zone: refused at start", func(t *testing.T) {
+			ps := freePorts(t, 3)
+			storage := t.TempDir()
+			u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
+				Storage: storage, Publish: l.publishOptions(l.server, "", "zone other.test.", fmt.Sprintf("ports %d", ps[1]))}
+			path, err := e.writeCaddyfile("publish-bad-default-outside", u.Caddyfile())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, ok := e.caddyValidate(t, path, "caddyfile")
+			t.Logf("caddy validate: ok %v: %s", ok, lastLine(out))
+			log := filepath.Join(t.TempDir(), "caddy.log")
+			p, err := startProcEnv(e.caddyEnv(), e.CaddyBin, log, "run", "--config", path, "--adapter", "caddyfile")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop(5 * time.Second)
+			if !pollUntil(ctxTimeout(t, 15*time.Second), p.Exited) {
+				t.Fatalf("caddy runs with a site outside the zone:\n%s", p.Tail(20))
+			}
+			tail := p.Tail(5)
+			t.Logf("caddy run: %v: %s", p.err, lastLine(tail))
+			for _, w := range []string{"other.test", "upstream.example.test", "outside the zone"} {
+				if !strings.Contains(tail, w) {
+					t.Errorf("the start error does not say %q:\n%s", w, tail)
+				}
+			}
+			if s := zoneTLSA(t, l.provider("update-key.", l.secret)); len(s) != 0 {
+				t.Errorf("TLSA records in the zone: %q", s)
+			}
+			if crts := certsIn(t, storage); len(crts) > 0 {
+				t.Errorf("certificates stored: %q", crts)
+			}
+		})
 	})
 
 	t.Run("runtime", func(t *testing.T) {
@@ -921,24 +957,24 @@ func TestPublishBadInput(t *testing.T) {
 				ps := freePorts(t, 3)
 				storage := t.TempDir()
 				u := publishUpstream{Admin: fmt.Sprintf("127.0.0.1:%d", ps[0]), Bind: "127.0.0.1", Port: ps[1], HTTPPort: ps[2],
-					Storage: storage, Host: tc.host, Publish: tc.opts}
+					Storage: storage, Host: tc.host, Publish: append(slices.Clone(tc.opts), fmt.Sprintf("ports %d", ps[1]))}
 				addr := fmt.Sprintf("127.0.0.1:%d", u.Port)
 				c := startPublishCaddy(t, e, "publish-"+tc.reason, u.Caddyfile(), addr)
+				// Retried: failures logged over more than the first
+				// backoff (1 s: the interval), not only the hold's and
+				// the reconcile loop's first attempts.
 				var fails []LogEntry
 				if !pollUntil(ctxTimeout(t, 20*time.Second), func() bool {
 					fails = c.Entries(msgFailed)
-					return len(fails) >= 2
+					return len(fails) >= 2 && entryTime(fails[len(fails)-1]).Sub(entryTime(fails[0])) >= 900*time.Millisecond
 				}) {
-					t.Fatalf("%d %q lines after 20 s, want ≥ 2 (a logged, retried failure)", len(fails), msgFailed)
+					t.Fatalf("%d %q lines after 20 s, want ≥ 2 over ≥ 1 s (a logged, retried failure)", len(fails), msgFailed)
 				}
-				t.Logf("%d failures; first: %v", len(fails), fails[0])
+				t.Logf("%d failures over %v; first: %v", len(fails), entryTime(fails[len(fails)-1]).Sub(entryTime(fails[0])).Round(time.Millisecond), fails[0])
 				for _, f := range fails {
-					if f.Str("reason") != tc.reason || f.Str("error") == "" {
-						t.Errorf("failure line %v: want reason %s and the error", f, tc.reason)
+					if f.Str("reason") != tc.reason || f.Str("error") == "" || f["retry_in"] == nil {
+						t.Errorf("failure line %v: want reason %s, the error and retry_in", f, tc.reason)
 					}
-				}
-				if gap := entryTime(fails[1]).Sub(entryTime(fails[0])); gap <= 0 {
-					t.Errorf("the two failures are not retries in time: %v apart", gap)
 				}
 				m := scrape(t, u.Admin)
 				if v := m.Sum("caddy_dane_publish_errors_total", `reason="`+tc.reason+`"`); v < 2 {
