@@ -434,13 +434,18 @@ func keysSeen(samplers ...*keySampler) []keySeen {
 // instance served it; each key that was replaced was removed, at least
 // 2×TTL after the last instance was seen serving it; the key served at
 // the end was never removed.
-func checkRolloverStory(t *testing.T, keys []keySeen, publishers ...*Caddy) {
+func checkRolloverStory(t *testing.T, keys []keySeen, owner string, publishers ...*Caddy) {
 	t.Helper()
 	var updated []LogEntry
 	for _, c := range publishers {
 		updated = append(updated, c.Entries(msgUpdated)...)
 	}
 	slices.SortFunc(updated, func(a, b LogEntry) int { return entryTime(a).Compare(entryTime(b)) })
+	for _, u := range updated {
+		if ttl, _ := u["ttl"].(float64); u.Str("owner") != owner || u.Str("zone") != bindZone || ttl != publishTTL.Seconds() {
+			t.Errorf("%q line %v: want owner %s, zone %s, ttl %v", msgUpdated, u, owner, bindZone, publishTTL.Seconds())
+		}
+	}
 	const slack = 100 * time.Millisecond // a sample is timed after its handshake
 	for i, k := range keys {
 		added := entriesWith(updated, "added", k.SPKI)
@@ -682,7 +687,7 @@ func TestPublishRollover(t *testing.T) {
 		t.Errorf("%d key changes, want ≥ 2 (one before the outage, the held one after)", len(keys)-1)
 	}
 	checkFrontClean(t, load, 1, front, frontAdmin, uc)
-	checkRolloverStory(t, keys, uc)
+	checkRolloverStory(t, keys, tlsaOwner(up.Port), uc)
 
 	// The outage as the publisher saw it: retried failures, with the
 	// reason of each phase (a dropped update is logged when the
@@ -835,7 +840,7 @@ func TestPublishTwoInstances(t *testing.T) {
 			t.Errorf("instance %d served no request: the front did not balance", i+1)
 		}
 	}
-	checkRolloverStory(t, keys, ups...)
+	checkRolloverStory(t, keys, tlsaOwner(port), ups...)
 
 	// No fight: each key added once and (but the last) removed once,
 	// over both instances; no prerequisite failure.
