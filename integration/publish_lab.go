@@ -642,3 +642,14 @@ func pollUntil(ctx context.Context, cond func() bool) bool {
 		}
 	}
 }
+
+// Summary says how the load went so far, for a test that stops early.
+func (g *steadyLoad) Summary() string {
+	res, failed := g.Results(), g.Failed("ok")
+	s := fmt.Sprintf("%d requests, %d failed", len(res), len(failed))
+	if len(failed) > 0 {
+		f := failed[0]
+		s += fmt.Sprintf(" (first at %s: status %d, body %q, err %v)", f.At.Format("15:04:05.000"), f.Status, f.Body, f.Err)
+	}
+	return s
+}

@@ -624,6 +624,11 @@ func TestPublishRollover(t *testing.T) {
 	sampler := startKeySampler(addr, strings.TrimSuffix(publishHost, "."), 200*time.Millisecond)
 	defer sampler.Stop()
 	load := startSteadyLoad(url, 120)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("load when the test ended: %s; the front refused %d upstream connections", load.Summary(), len(front.Refusals("")))
+		}
+	})
 	defer func() {
 		select {
 		case <-load.stop:
@@ -815,6 +820,11 @@ func TestPublishTwoInstances(t *testing.T) {
 		samplers = append(samplers, s)
 	}
 	load := startSteadyLoad(url, 120)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("load when the test ended: %s; the front refused %d upstream connections", load.Summary(), len(front.Refusals("")))
+		}
+	})
 	waitKeys(t, 2, 40*time.Second, "first renewal under load", samplers...)
 	// The second renewal, if it comes within the budget.
 	second := pollUntil(ctxTimeout(t, 25*time.Second), func() bool { return len(keysSeen(samplers...)) >= 3 })
