@@ -440,10 +440,11 @@ type steadyResult struct {
 // steadyLoad sends GET url at a steady rate until stopped, each request in
 // its own goroutine so that a slow one does not lower the rate.
 type steadyLoad struct {
-	url    string
-	client *http.Client
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	url      string
+	client   *http.Client
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	results []steadyResult
@@ -490,12 +491,15 @@ func (g *steadyLoad) one() {
 	g.mu.Unlock()
 }
 
-// Stop ends the load and waits for the requests in flight.
+// Stop ends the load and waits for the requests in flight; only the
+// first call does anything.
 func (g *steadyLoad) Stop() {
-	close(g.stop)
-	g.wg.Wait()
-	g.ended = time.Now()
-	g.client.CloseIdleConnections()
+	g.stopOnce.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		g.ended = time.Now()
+		g.client.CloseIdleConnections()
+	})
 }
 
 // Results returns every request so far, in no particular order.

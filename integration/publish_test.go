@@ -629,13 +629,7 @@ func TestPublishRollover(t *testing.T) {
 			t.Logf("load when the test ended: %s; the front refused %d upstream connections", load.Summary(), len(front.Refusals("")))
 		}
 	})
-	defer func() {
-		select {
-		case <-load.stop:
-		default:
-			load.Stop()
-		}
-	}()
+	t.Cleanup(load.Stop) // before the Caddys stop (cleanups run last first)
 
 	// 1. A renewal with a new key under load.
 	waitKeys(t, 2, 40*time.Second, "renewal under load", sampler)
@@ -825,6 +819,7 @@ func TestPublishTwoInstances(t *testing.T) {
 			t.Logf("load when the test ended: %s; the front refused %d upstream connections", load.Summary(), len(front.Refusals("")))
 		}
 	})
+	t.Cleanup(load.Stop)
 	waitKeys(t, 2, 40*time.Second, "first renewal under load", samplers...)
 	// The second renewal, if it comes within the budget.
 	second := pollUntil(ctxTimeout(t, 25*time.Second), func() bool { return len(keysSeen(samplers...)) >= 3 })
