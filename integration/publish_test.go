@@ -828,6 +828,21 @@ func TestPublishTwoInstances(t *testing.T) {
 	for _, s := range samplers {
 		s.Stop()
 	}
+	// Each instance says in the shared storage what it serves
+	// (dane_publish/instances/<id>.json, rewritten every interval): two
+	// heartbeats, both naming the key served now.
+	beats, err := filepath.Glob(filepath.Join(storage, "dane_publish", "instances", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(beats) != 2 {
+		t.Errorf("heartbeats in the shared storage: %q, want one per instance", beats)
+	}
+	for _, b := range beats {
+		if text, err := os.ReadFile(b); err != nil || !strings.Contains(strings.ToLower(string(text)), end) {
+			t.Errorf("heartbeat %s does not name the served key %.12s…: %s (%v)", filepath.Base(b), end, text, err)
+		}
+	}
 	keys := keysSeen(samplers...)
 	t.Logf("%d keys served by the two instances, %d key changes (second renewal within the budget: %v)", len(keys), len(keys)-1, second)
 	if keys[len(keys)-1].SPKI != end {
