@@ -39,7 +39,7 @@ const publishCacheTTL = 2
 
 func startPublishLab(t *testing.T) *publishLab {
 	t.Helper()
-	b := startBIND(t)
+	b := startTCPBIND(t)
 	l := &publishLab{bindLab: b}
 	keys, _, err := b.query(bindZone, dns.TypeDNSKEY)
 	if err != nil {
@@ -70,6 +70,34 @@ func startPublishLab(t *testing.T) *publishLab {
 	}
 	t.Cleanup(func() { l.unbound.Stop(5 * time.Second) })
 	return l
+}
+
+// startTCPBIND is startBIND with BIND answering on TCP too, which the
+// provider uses for every update and transfer. startBIND picks a port
+// free for UDP; when its TCP twin is in use (a parallel test's load
+// makes thousands of connections), named logs "creating TCP socket:
+// address in use" and serves UDP only. Such a named is stopped and
+// another started.
+func startTCPBIND(t *testing.T) *bindLab {
+	t.Helper()
+	var err error
+	for range 3 {
+		b := startBIND(t)
+		q := new(dns.Msg)
+		q.SetQuestion(bindZone, dns.TypeSOA)
+		var r *dns.Msg
+		r, _, err = (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(q, b.server)
+		if err == nil && r.Rcode == dns.RcodeSuccess && r.Authoritative {
+			return b
+		}
+		if err == nil {
+			err = fmt.Errorf("TCP answer %s, AA %v", dns.RcodeToString[r.Rcode], r.Authoritative)
+		}
+		t.Logf("named on %s does not answer on TCP (%v), starting another:\n%s", b.server, err, b.named.Tail(5))
+		b.named.Stop(5 * time.Second)
+	}
+	t.Fatalf("no named answering on TCP: %v", err)
+	return nil
 }
 
 func mustAtoi(t *testing.T, s string) int {
