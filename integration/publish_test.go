@@ -93,7 +93,13 @@ func startTCPBIND(t *testing.T) *bindLab {
 		if err == nil {
 			err = fmt.Errorf("TCP answer %s, AA %v", dns.RcodeToString[r.Rcode], r.Authoritative)
 		}
-		t.Logf("named on %s does not answer on TCP (%v), starting another:\n%s", b.server, err, b.named.Tail(5))
+		var why []string
+		for _, line := range strings.Split(b.named.Tail(200), "\n") {
+			if strings.Contains(line, "listen") || strings.Contains(line, "TCP") || strings.Contains(line, "in use") {
+				why = append(why, line)
+			}
+		}
+		t.Logf("named on %s does not answer on TCP (%v), starting another:\n%s", b.server, err, strings.Join(why, "\n"))
 		b.named.Stop(5 * time.Second)
 	}
 	t.Fatalf("no named answering on TCP: %v", err)
