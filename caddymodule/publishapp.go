@@ -512,19 +512,21 @@ func pemChain(b []byte) ([]*x509.Certificate, error) {
 	return chain, nil
 }
 
+// loop reconciles at once and then on a fixed cadence (a ticker, not a
+// timer reset after each round): the removal rule's grace assumes that
+// two sightings of a needed record are at most one interval apart, plus
+// the time one round takes.
 func (p *Publish) loop(ctx context.Context) {
 	defer close(p.done)
-	interval := time.Duration(p.Interval)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	ticker := time.NewTicker(time.Duration(p.Interval))
+	defer ticker.Stop()
 	for {
+		p.reconcileAll(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-ticker.C:
 		}
-		p.reconcileAll(ctx)
-		timer.Reset(interval)
 	}
 }
 

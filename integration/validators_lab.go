@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dnssec"
 	"github.com/caddy-dane/caddy-dane/caddymodule/resolver"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
 
@@ -234,14 +235,11 @@ forward-zone:
 	return l, nil
 }
 
-func freeUDPPort() (int, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port, nil
-}
+// freeUDPPort returns a loopback port free for UDP and for TCP: DNS
+// servers listen on both, and named started on a port whose TCP twin was
+// taken (by a parallel test's thousands of connections) serves UDP alone
+// ("creating TCP socket: address in use"), failing every transfer.
+func freeUDPPort() (int, error) { return labconf.FreePort() }
 
 // Close stops Unbound (the process this lab started) and the tree.
 func (l *ValidatorLab) Close() {

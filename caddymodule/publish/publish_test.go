@@ -112,9 +112,9 @@ func TestReconcileRollover(t *testing.T) {
 			// stays for 2×TTL after it last was.
 			r.set("a", rec(2))
 			r.step(t, p, 0) // rec(1) last needed at the previous step
-			r.clk.Add(2*ttl + p.Interval - time.Second)
+			r.clk.Add(2*ttl + 2*p.Interval - time.Second)
 			if ch = r.step(t, p, 0); ch.Changed() || !slices.Equal(r.zone.tlsa(rel), []string{rec(1), rec(2)}) {
-				t.Fatalf("old record must stay until 2×TTL + one interval after last needed: %+v, zone %v", ch, r.zone.tlsa(rel))
+				t.Fatalf("old record must stay until 2×TTL + the grace after last needed: %+v, zone %v", ch, r.zone.tlsa(rel))
 			}
 			ch = r.step(t, p, time.Second)
 			if !slices.Equal(ch.Removed, []string{rec(1)}) || len(ch.Added) != 0 {
@@ -210,7 +210,7 @@ func TestReconcilePartialDelete(t *testing.T) {
 	r.set("a", rec(1))
 	r.step(t, p, 0)
 	r.set("a", rec(2))
-	r.clk.Add(2*ttl + p.Interval)
+	r.clk.Add(2*ttl + 2*p.Interval)
 	r.zone.failDel = fmt.Errorf("delete: %w", rfc2136.ErrRefused)
 	ch, err := p.Reconcile(context.Background(), owner)
 	if err == nil || Reason(err) != "refused" {

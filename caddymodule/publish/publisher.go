@@ -48,7 +48,7 @@ type Publisher struct {
 	TTL      time.Duration       // of the records published
 	Storage  Storage
 	Instance string        // this instance's heartbeat name (NewInstanceID)
-	Interval time.Duration // heartbeat period: a heartbeat older than 3× is dead
+	Interval time.Duration // reconcile and heartbeat period: a heartbeat older than 3× is dead
 
 	// Needed returns the records this instance needs at owner now: those
 	// of the certificates it serves and of those in storage.
@@ -185,7 +185,11 @@ func (p *Publisher) plan(ctx context.Context, owner string, st *State) (desired,
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	return st.plan(needed, current, zoneTTL, p.TTL, p.Interval, p.now()), current, zoneTTL, nil
+	// A needed record is seen at every reconciliation, at most one
+	// interval apart plus the time a round takes (bounded here by one
+	// more interval): a certificate may have left service up to that long
+	// after the last sighting.
+	return st.plan(needed, current, zoneTTL, p.TTL, 2*p.Interval, p.now()), current, zoneTTL, nil
 }
 
 // current returns the TLSA records at owner in the zone and their TTL.

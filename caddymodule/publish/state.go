@@ -55,7 +55,7 @@ func (st *State) waitTTL(ttl time.Duration, now time.Time) time.Duration {
 //     that every cache that may hold an RRset without its replacement has
 //     expired before it goes; grace is added because "last needed" is
 //     only seen once per reconcile and heartbeat period: the certificate
-//     may have left service up to one period after the last sighting;
+//     may have left service up to grace after the last sighting;
 //   - a record found in the zone that this state does not know (written by
 //     hand, or by a lost state) counts as needed when first seen: it too
 //     may be what clients use, and leaves 2×TTL later.
