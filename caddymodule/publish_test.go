@@ -178,8 +178,9 @@ func TestPublishRollover(t *testing.T) {
 				"resolvers": []string{dnsAddr}, "trust_anchor_file": anchors,
 			},
 			"dane_publish": map[string]any{
-				"dns":   map[string]any{"name": "dane_test_zonekit"},
-				"ports": []int{port}, "ttl": "1s", "interval": "100ms", "zone": "example.test.",
+				"dns": map[string]any{"name": "dane_test_zonekit"},
+				// 853: published too, but nothing listens there (a warning).
+				"ports": []int{port, 853}, "ttl": "1s", "interval": "100ms", "zone": "example.test.",
 				"resolvers": []string{dnsAddr}, "trust_anchor_file": anchors, "timeout": "2s",
 			},
 		},
@@ -320,7 +321,8 @@ func TestPublishRollover(t *testing.T) {
 
 	b, _ := os.ReadFile(logFile)
 	logText := string(b)
-	for _, want := range []string{`"msg":"holding renewed certificate until its TLSA records are visible"`, `"msg":"releasing renewed certificate"`, `"msg":"TLSA RRset updated"`, `"reason":"refused"`, `"next_certificate":"dane_publish publishes the next certificate's records`} {
+	for _, want := range []string{`"msg":"holding renewed certificate until its TLSA records are visible"`, `"msg":"releasing renewed certificate"`, `"msg":"TLSA RRset updated"`, `"reason":"refused"`, `"next_certificate":"dane_publish publishes the next certificate's records`,
+		`"msg":"no http server listens on the port whose TLSA records are published; set ports (or sites name:port) to the port clients connect to","owner":"_853._tcp.up.example.test.","port":853`} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("log lacks %s", want)
 		}

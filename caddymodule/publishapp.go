@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
 	"github.com/libdns/libdns"
@@ -316,6 +317,7 @@ func (p *Publish) Start() error {
 			}
 		}
 	}
+	p.warnUnservedPorts()
 	ctx, cancel := context.WithCancel(p.ctx)
 	p.cancel = cancel
 	p.done = make(chan struct{})
@@ -324,6 +326,35 @@ func (p *Publish) Start() error {
 		zap.Strings("records", p.Records), zap.Duration("ttl", time.Duration(p.TTL)), zap.String("zone", p.Zone))
 	go p.loop(ctx)
 	return nil
+}
+
+// warnUnservedPorts logs each owner whose port no http server listens on:
+// a site served on :8443 with the default ports publishes at _443._tcp,
+// where its clients do not look. (A port forwarded by something in front
+// of Caddy is legitimate, hence a warning.)
+func (p *Publish) warnUnservedPorts() {
+	httpAppIface, err := p.ctx.AppIfConfigured("http")
+	if err != nil {
+		return
+	}
+	listening := map[int]bool{}
+	for _, srv := range httpAppIface.(*caddyhttp.App).Servers {
+		for _, l := range srv.Listen {
+			na, err := caddy.ParseNetworkAddress(l)
+			if err != nil {
+				continue
+			}
+			for port := na.StartPort; port <= na.EndPort && port-na.StartPort < 65536; port++ {
+				listening[int(port)] = true
+			}
+		}
+	}
+	for _, owner := range p.ownerList() {
+		if k, _ := p.siteOf(owner); !listening[k.port] {
+			p.logger.Warn("no http server listens on the port whose TLSA records are published; set ports (or sites name:port) to the port clients connect to",
+				zap.String("owner", owner), zap.Int("port", k.port))
+		}
+	}
 }
 
 // Stop ends the loop and waits for it.
