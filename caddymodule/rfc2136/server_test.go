@@ -367,15 +367,17 @@ func (s *testServer) serveAXFR(w dns.ResponseWriter, req *dns.Msg, f fault) {
 	}
 	s.mu.Unlock()
 	if f == faultChangeAfterAXFR {
-		defer func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.fault == faultChangeAfterAXFR {
-				s.fault = faultNone
-				rr, _ := dns.NewRR("www.example.test. 300 IN A 192.0.2.3")
-				s.rrs = append(s.rrs, rr)
-			}
-		}()
+		// The zone changes once the transfer's content is taken and
+		// before its last message leaves: a deferred change could land
+		// after the client's UPDATE, which then deletes what it saw and
+		// nothing proves the prerequisites (a CI flake).
+		s.mu.Lock()
+		if s.fault == faultChangeAfterAXFR {
+			s.fault = faultNone
+			rr, _ := dns.NewRR("www.example.test. 300 IN A 192.0.2.3")
+			s.rrs = append(s.rrs, rr)
+		}
+		s.mu.Unlock()
 	}
 	chunks := [][]dns.RR{{soa}}
 	for len(body) > 2 {
