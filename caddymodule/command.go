@@ -255,27 +255,15 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chain []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %v", path, len(chain), err)
-		}
-		chain = append(chain, c)
-	}
-	if len(chain) == 0 {
+	chain, err := pemChain(data)
+	if errors.Is(err, errNoPEMCertificate) {
 		if c, err := x509.ParseCertificate(data); err == nil { // DER
 			return []*x509.Certificate{c}, nil
 		}
 		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return chain, nil
 }

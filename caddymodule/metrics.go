@@ -146,16 +146,7 @@ func registerMonitorMetrics(registry *prometheus.Registry) (*prometheus.GaugeVec
 	if registry == nil {
 		return g, nil
 	}
-	if err := registry.Register(g); err != nil {
-		are := prometheus.AlreadyRegisteredError{}
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		if existing, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
-			g = existing
-		}
-	}
-	return g, nil
+	return registerOrReuse(registry, g)
 }
 
 // Client verification (clientauth.go): caddy_dane_client_verifications_total

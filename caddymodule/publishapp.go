@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net"
 	"path"
 	"runtime/debug"
 	"slices"
@@ -261,7 +262,7 @@ func (p *Publish) Provision(ctx caddy.Context) error {
 // parseSite parses "name" or "name:port".
 func (p *Publish) parseSite(s string) ([]siteKey, error) {
 	name, ports := s, p.Ports
-	if h, portStr, err := splitSitePort(s); err == nil {
+	if h, portStr, err := net.SplitHostPort(s); err == nil {
 		port, perr := strconv.Atoi(portStr)
 		if perr != nil || port <= 0 || port > 65535 {
 			return nil, fmt.Errorf("%q: port must be 1-65535", s)
@@ -279,14 +280,6 @@ func (p *Publish) parseSite(s string) ([]siteKey, error) {
 		out = append(out, siteKey{site: canonicalSite(name), port: port})
 	}
 	return out, nil
-}
-
-func splitSitePort(s string) (host, port string, err error) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return "", "", errors.New("no port")
-	}
-	return s[:i], s[i+1:], nil
 }
 
 // inZone reports a site whose owner is not in the configured zone.
@@ -520,6 +513,9 @@ func storedChains(ctx context.Context, st certmagic.Storage, site string) ([][]*
 	return out, nil
 }
 
+var errNoPEMCertificate = errors.New("no certificate in PEM data")
+
+// pemChain parses the CERTIFICATE blocks of PEM data, in order.
 func pemChain(b []byte) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	for {
@@ -533,12 +529,12 @@ func pemChain(b []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("certificate %d: %v", len(chain), err)
 		}
 		chain = append(chain, c)
 	}
 	if len(chain) == 0 {
-		return nil, errors.New("no certificate in PEM data")
+		return nil, errNoPEMCertificate
 	}
 	return chain, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -124,29 +123,9 @@ func (e *Env) StartCaddy(name string, s Site) (*Caddy, error) {
 }
 
 // startCaddyConfig runs Caddy with the Caddyfile at cfg and waits until it
-// listens on port.
+// listens on port (startCaddyAt on 127.0.0.1).
 func (e *Env) startCaddyConfig(cfg string, port int) (*Caddy, error) {
-	log := strings.TrimSuffix(cfg, ".Caddyfile") + ".caddy.log"
-	os.Remove(log)
-	p, err := startProcEnv(e.caddyEnv(), e.CaddyBin, log, "run", "--config", cfg, "--adapter", "caddyfile")
-	if err != nil {
-		return nil, err
-	}
-	c := &Caddy{p: p, Port: port, Config: cfg, Log: log}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if p.Exited() {
-			return nil, fmt.Errorf("caddy exited at start: %v\n%s", p.err, p.Tail(30))
-		}
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			return c, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.Stop()
-	return nil, fmt.Errorf("caddy not listening on :%d after 20s\n%s", port, p.Tail(30))
+	return e.startCaddyAt(cfg, fmt.Sprintf("127.0.0.1:%d", port))
 }
 
 // Stop ends Caddy.

@@ -48,16 +48,44 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
+// providerKinds are the failures a provider reports that have a label of
+// their own, in the order they are tested (the first that err wraps wins).
+var providerKinds = []struct {
+	kind  error
+	label string
+}{
+	{rfc2136.ErrTSIGRefused, "tsig_refused"},
+	{rfc2136.ErrZoneNotServed, "zone_not_served"},
+	{rfc2136.ErrRefused, "refused"},
+	{rfc2136.ErrPrerequisite, "prerequisite"},
+	{rfc2136.ErrOutsideZone, "outside_zone"},
+	{rfc2136.ErrResponseTSIG, "response_tsig"},
+	{rfc2136.ErrBadResponse, "bad_response"},
+	{rfc2136.ErrServer, "server"},
+	{rfc2136.ErrTimeout, "timeout"},
+	{rfc2136.ErrNetwork, "network"},
+	{rfc2136.ErrRecord, "record"},
+	{rfc2136.ErrConfig, "config"},
+}
+
+// ownKinds are this package's, after the provider's.
+var ownKinds = []struct {
+	kind  error
+	label string
+}{
+	{ErrLock, "lock"},
+	{ErrStorage, "storage"},
+	{ErrZoneNotFound, "zone_not_found"},
+	{ErrNotVisible, "not_visible"},
+	{context.Canceled, "canceled"},
+	{context.DeadlineExceeded, "timeout"},
+}
+
 // classify names the kind of a provider error.
 func classify(err error) error {
-	for _, k := range []error{
-		rfc2136.ErrTSIGRefused, rfc2136.ErrZoneNotServed, rfc2136.ErrRefused,
-		rfc2136.ErrPrerequisite, rfc2136.ErrOutsideZone, rfc2136.ErrResponseTSIG,
-		rfc2136.ErrBadResponse, rfc2136.ErrServer, rfc2136.ErrTimeout,
-		rfc2136.ErrNetwork, rfc2136.ErrRecord, rfc2136.ErrConfig,
-	} {
-		if errors.Is(err, k) {
-			return k
+	for _, k := range providerKinds {
+		if errors.Is(err, k.kind) {
+			return k.kind
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -71,31 +99,14 @@ func classify(err error) error {
 // server, timeout, network, record, config, lock, storage,
 // zone_not_found, not_visible, canceled or other.
 func Reason(err error) string {
-	for _, r := range []struct {
+	for _, kinds := range [][]struct {
 		kind  error
 		label string
-	}{
-		{rfc2136.ErrTSIGRefused, "tsig_refused"},
-		{rfc2136.ErrZoneNotServed, "zone_not_served"},
-		{rfc2136.ErrRefused, "refused"},
-		{rfc2136.ErrPrerequisite, "prerequisite"},
-		{rfc2136.ErrOutsideZone, "outside_zone"},
-		{rfc2136.ErrResponseTSIG, "response_tsig"},
-		{rfc2136.ErrBadResponse, "bad_response"},
-		{rfc2136.ErrServer, "server"},
-		{rfc2136.ErrTimeout, "timeout"},
-		{rfc2136.ErrNetwork, "network"},
-		{rfc2136.ErrRecord, "record"},
-		{rfc2136.ErrConfig, "config"},
-		{ErrLock, "lock"},
-		{ErrStorage, "storage"},
-		{ErrZoneNotFound, "zone_not_found"},
-		{ErrNotVisible, "not_visible"},
-		{context.Canceled, "canceled"},
-		{context.DeadlineExceeded, "timeout"},
-	} {
-		if errors.Is(err, r.kind) {
-			return r.label
+	}{providerKinds, ownKinds} {
+		for _, k := range kinds {
+			if errors.Is(err, k.kind) {
+				return k.label
+			}
 		}
 	}
 	return "other"

@@ -447,3 +447,19 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileStateNotSaved: when the zone was written but the state
+// could not be saved, the change is still reported, with the error.
+func TestReconcileStateNotSaved(t *testing.T) {
+	r := newRig()
+	p := r.publisher("a", "set")
+	r.set("a", rec(1))
+	r.storage.fail = errors.New("disk full")
+	ch, err := p.Reconcile(context.Background(), owner)
+	if Reason(err) != "storage" {
+		t.Fatalf("Reconcile = %v, want a storage error", err)
+	}
+	if !slices.Equal(ch.Added, []string{rec(1)}) || !slices.Equal(r.zone.tlsa(rel), []string{rec(1)}) {
+		t.Fatalf("the write that happened must be reported: %+v, zone %v", ch, r.zone.tlsa(rel))
+	}
+}

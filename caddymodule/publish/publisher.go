@@ -32,14 +32,13 @@ const (
 	lockPrefix    = "dane_publish_"
 )
 
-func stateKey(owner string) string       { return path.Join(storagePrefix, "state", safe(owner)+".json") }
-func heartbeatKey(id string) string      { return path.Join(storagePrefix, "instances", id+".json") }
-func heartbeatDir() string               { return path.Join(storagePrefix, "instances") }
-func lockName(owner string) string       { return lockPrefix + safe(owner) }
-func safe(owner string) string           { return strings.TrimSuffix(strings.ToLower(owner), ".") }
-func fqdn(name string) string            { return dns.CanonicalName(name) }
-func newID() string                      { b := make([]byte, 8); _, _ = rand.Read(b); return hex.EncodeToString(b) }
-func contains(s []string, r string) bool { return slices.Contains(s, r) }
+func stateKey(owner string) string  { return path.Join(storagePrefix, "state", safe(owner)+".json") }
+func heartbeatKey(id string) string { return path.Join(storagePrefix, "instances", id+".json") }
+func heartbeatDir() string          { return path.Join(storagePrefix, "instances") }
+func lockName(owner string) string  { return lockPrefix + safe(owner) }
+func safe(owner string) string      { return strings.TrimSuffix(strings.ToLower(owner), ".") }
+func fqdn(name string) string       { return dns.CanonicalName(name) }
+func newID() string                 { b := make([]byte, 8); _, _ = rand.Read(b); return hex.EncodeToString(b) }
 
 // Publisher keeps the TLSA RRsets of a set of owners in one zone.
 type Publisher struct {
@@ -121,12 +120,12 @@ func (p *Publisher) Reconcile(ctx context.Context, owner string) (Change, error)
 	}
 	ch.Records, ch.TTL = desired, p.TTL
 	for _, r := range desired {
-		if !contains(current, r) {
+		if !slices.Contains(current, r) {
 			ch.Added = append(ch.Added, r)
 		}
 	}
 	for _, r := range current {
-		if !contains(desired, r) {
+		if !slices.Contains(desired, r) {
 			ch.Removed = append(ch.Removed, r)
 		}
 	}
@@ -138,7 +137,8 @@ func (p *Publisher) Reconcile(ctx context.Context, owner string) (Change, error)
 		applyErr = p.apply(ctx, owner, current, desired, ch)
 	}
 	if err := p.saveState(ctx, owner, st); err != nil && applyErr == nil {
-		applyErr = err
+		// The zone was written: report the change with the error.
+		return ch, err
 	}
 	if applyErr != nil {
 		// Nothing is reported as changed unless it was.
