@@ -48,12 +48,15 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
-// providerKinds are the failures a provider reports that have a label of
-// their own, in the order they are tested (the first that err wraps wins).
-var providerKinds = []struct {
+// kindLabel is a kind of failure and its metric label.
+type kindLabel struct {
 	kind  error
 	label string
-}{
+}
+
+// providerKinds are the failures a provider reports that have a label of
+// their own, in the order they are tested (the first that err wraps wins).
+var providerKinds = []kindLabel{
 	{rfc2136.ErrTSIGRefused, "tsig_refused"},
 	{rfc2136.ErrZoneNotServed, "zone_not_served"},
 	{rfc2136.ErrRefused, "refused"},
@@ -69,10 +72,7 @@ var providerKinds = []struct {
 }
 
 // ownKinds are this package's, after the provider's.
-var ownKinds = []struct {
-	kind  error
-	label string
-}{
+var ownKinds = []kindLabel{
 	{ErrLock, "lock"},
 	{ErrStorage, "storage"},
 	{ErrZoneNotFound, "zone_not_found"},
@@ -99,10 +99,7 @@ func classify(err error) error {
 // server, timeout, network, record, config, lock, storage,
 // zone_not_found, not_visible, canceled or other.
 func Reason(err error) string {
-	for _, kinds := range [][]struct {
-		kind  error
-		label string
-	}{providerKinds, ownKinds} {
+	for _, kinds := range [][]kindLabel{providerKinds, ownKinds} {
 		for _, k := range kinds {
 			if errors.Is(err, k.kind) {
 				return k.label
