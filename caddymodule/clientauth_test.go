@@ -157,12 +157,7 @@ func TestTransportPresentsClientCertificate(t *testing.T) {
 
 	// The upstream's port is only known once it listens; its verifier
 	// needs the zone first, so listen on a port picked in advance.
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
+	port := freePort(t)
 	_, dnsAddr, anchors := signedZone(t,
 		fmt.Sprintf("_%d._tcp.%s. 300 IN TLSA %s", port, upName, upLeaf.TLSA311()),
 		clientName+". 300 IN TLSA "+client.TLSA311())

@@ -24,6 +24,7 @@ import (
 
 	"github.com/caddy-dane/caddy-dane/caddymodule/dane"
 	"github.com/caddy-dane/caddy-dane/caddymodule/tlsa"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 	"github.com/caddy-dane/caddy-dane/internal/testenv"
 	"github.com/caddy-dane/caddy-dane/internal/zonekit"
@@ -123,6 +124,19 @@ func serveTLS(t *testing.T, p *pki) int {
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePort returns a loopback port for a server that some other party
+// (a Caddy config, a zone) must name before it listens; labconf keeps it
+// outside the kernel's ephemeral range and reserved against other test
+// processes until this one exits.
+func freePort(t *testing.T) int {
+	t.Helper()
+	port, err := labconf.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // signedZone signs example.test. with records, serves it on loopback, and

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -22,12 +21,7 @@ import (
 // the metrics endpoint says.
 func TestMetrics(t *testing.T) {
 	l := newCheckLab(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 
 	route := func(path string, upstreamPort int) map[string]any {
 		return map[string]any{

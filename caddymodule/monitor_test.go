@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,12 +38,7 @@ func TestMonitorGoesStaleAfterCertificateChange(t *testing.T) {
 		owner+" 300 IN TLSA "+rec(tlsa.DANETA, a.ca),
 	)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	config := func(p *pki) []byte {

@@ -140,12 +140,7 @@ func TestPublishRollover(t *testing.T) {
 	const site = "up.example.test"
 	z, dnsAddr, anchors := signedZone(t)
 	testZone.Store(z)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	owner := dane.Owner(site, port)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")

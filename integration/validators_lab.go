@@ -174,11 +174,13 @@ func StartValidatorLab(dir string) (*ValidatorLab, error) {
 		return nil, err
 	}
 	_, zport, _ := net.SplitHostPort(addr)
+	avoidLo, avoidHi := labconf.PortRange() // see labconf.Unbound.Config
 	conf := fmt.Sprintf(`server:
 	interface: 127.0.0.1
 	port: %d
 	do-ip6: no
 	do-not-query-localhost: no
+	outgoing-port-avoid: %d-%d
 	username: ""
 	chroot: ""
 	pidfile: ""
@@ -203,7 +205,7 @@ remote-control:
 forward-zone:
 	name: "."
 	forward-addr: 127.0.0.1@%s
-`, l.UnboundPort, dir, dir, dir, zport)
+`, l.UnboundPort, avoidLo, avoidHi, dir, dir, dir, zport)
 	confPath := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		l.Close()

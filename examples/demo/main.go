@@ -32,6 +32,7 @@ import (
 	"github.com/miekg/dns"
 
 	_ "github.com/caddy-dane/caddy-dane/caddymodule"
+	"github.com/caddy-dane/caddy-dane/internal/labconf"
 	"github.com/caddy-dane/caddy-dane/internal/pkikit"
 	"github.com/caddy-dane/caddy-dane/internal/zonekit"
 )
@@ -132,7 +133,7 @@ func run(out io.Writer, verbose bool) error {
 
 	// 3. Caddy with `transport dane`, configured in JSON as `caddy adapt`
 	// would produce it from a Caddyfile.
-	caddyPort, err := freePort()
+	caddyPort, err := labconf.FreePort()
 	if err != nil {
 		return err
 	}
@@ -270,13 +271,4 @@ func startUpstream(name string, key *ecdsa.PrivateKey, body string) (upstream, e
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	return upstream{name: name, port: ln.Addr().(*net.TCPAddr).Port, srv: srv, cert: cert}, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

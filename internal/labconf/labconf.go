@@ -15,7 +15,6 @@ package labconf
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -126,6 +125,11 @@ func (c Unbound) Config() string {
     so-reuseport: no
     access-control: 127.0.0.0/8 allow
 `)
+	// Unbound picks its outgoing query ports itself, from all of
+	// 1024-65535: keep it out of the range the lab's servers get ports
+	// from (FreePort).
+	lo, hi := PortRange()
+	fmt.Fprintf(&b, "    outgoing-port-avoid: %d-%d\n", lo, hi)
 	if c.Validating() {
 		b.WriteString("    module-config: \"validator iterator\"\n")
 	} else {
@@ -192,23 +196,4 @@ func WaitDNS(server, name string, secure bool, alive func() error) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s for %s: %w (last: %s)", server, name, ErrNotReady, last)
-}
-
-// FreePort returns a port free on 127.0.0.1 for both UDP and TCP (a DNS
-// server needs both).
-func FreePort() (int, error) {
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free for both UDP and TCP")
 }

@@ -71,3 +71,60 @@ func TestWaitDNS(t *testing.T) {
 		t.Errorf("WaitDNS with a dead process = %v after %v; want its error at once", err, time.Since(start))
 	}
 }
+
+func TestPortRange(t *testing.T) {
+	for _, c := range []struct {
+		elo, ehi, lo, hi int
+	}{
+		{32768, 60999, 10000, 32767}, // Linux's default
+		{1024, 65535, 10000, 65535},  // nothing left outside: the whole range
+		{10000, 40000, 40001, 65535}, // above is larger
+		{49152, 65535, 10000, 49151}, // IANA's dynamic range
+		{10500, 64900, 10000, 65535}, // neither side has 1000 ports
+	} {
+		if lo, hi := portRange(c.elo, c.ehi); lo != c.lo || hi != c.hi {
+			t.Errorf("portRange(%d, %d) = %d-%d; want %d-%d", c.elo, c.ehi, lo, hi, c.lo, c.hi)
+		}
+	}
+}
+
+// TestFreePortReserved checks what the CI failure needed: ports outside the
+// ephemeral range, never handed out twice, and held against another
+// process (a child running this test binary) while this one lives.
+func TestFreePortReserved(t *testing.T) {
+	if os.Getenv("LABCONF_PORT_CHILD") != "" {
+		port, _ := strconv.Atoi(os.Getenv("LABCONF_PORT_CHILD"))
+		if reserve(port) {
+			os.Exit(3) // the parent's reservation did not hold
+		}
+		os.Exit(0)
+	}
+	lo, hi := PortRange()
+	if elo, ehi := readEphemeral(); lo <= ehi && hi >= elo && (lo != 10000 || hi != 65535) {
+		t.Fatalf("PortRange %d-%d overlaps the ephemeral range %d-%d", lo, hi, elo, ehi)
+	}
+	seen := map[int]bool{}
+	for range 200 {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < lo || port > hi {
+			t.Fatalf("port %d outside %d-%d", port, lo, hi)
+		}
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+	var one int
+	for p := range seen {
+		one = p
+		break
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFreePortReserved$")
+	cmd.Env = append(os.Environ(), "LABCONF_PORT_CHILD="+strconv.Itoa(one))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("another process could reserve port %d while this one holds it: %v\n%s", one, err, out)
+	}
+}
