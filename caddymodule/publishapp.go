@@ -92,8 +92,9 @@ type Publish struct {
 	// long. Default: 5m; at least 1s.
 	TTL caddy.Duration `json:"ttl,omitempty"`
 
-	// The zone the records go into. Default: found by an SOA lookup of
-	// each owner through the resolvers.
+	// The zone the records go into. Default: found for each owner through
+	// the resolvers, as the closest enclosing name whose SOA RRset is
+	// proven by DNSSEC; an owner in an unsigned zone is refused.
 	Zone string `json:"zone,omitempty"`
 
 	// Time between two reconciliations (and heartbeats). Default: 1m;
@@ -409,8 +410,8 @@ func (p *Publish) siteOf(owner string) (siteKey, bool) {
 	return k, ok
 }
 
-// publisher returns the engine for owner's zone, finding the zone by an
-// SOA lookup when none is configured.
+// publisher returns the engine for owner's zone, finding the zone by a
+// validated SOA lookup when none is configured.
 func (p *Publish) publisher(ctx context.Context, owner string) (*publish.Publisher, error) {
 	p.mu.Lock()
 	zone := p.zone
@@ -419,15 +420,12 @@ func (p *Publish) publisher(ctx context.Context, owner string) (*publish.Publish
 	}
 	p.mu.Unlock()
 	if zone == "" {
-		servers, err := (&Options{Resolvers: p.Resolvers}).servers()
+		// Proven, like every answer acted on: see publish.FindZone.
+		z, err := publish.FindZone(ctx, p.auth.Prover, owner, time.Duration(p.Timeout))
 		if err != nil {
-			return nil, &publish.Error{Kind: publish.ErrZoneNotFound, Owner: owner, Err: err}
+			return nil, &publish.Error{Kind: publish.ErrZoneNotFound, Owner: owner, Op: "finding the zone (DNSSEC-validated SOA lookup)", Err: err}
 		}
-		z, err := certmagic.FindZoneByFQDN(ctx, p.logger, owner, servers)
-		if err != nil {
-			return nil, &publish.Error{Kind: publish.ErrZoneNotFound, Owner: owner, Op: "finding the zone (SOA lookup)", Err: err}
-		}
-		zone = dns.CanonicalName(z)
+		zone = z
 		p.mu.Lock()
 		p.zones[owner] = zone
 		p.mu.Unlock()
