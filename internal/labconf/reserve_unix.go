@@ -12,7 +12,7 @@ import (
 
 var (
 	reserveMu sync.Mutex
-	reserved  = map[int]*os.File{} // open, locked: the lock lives as long as the file
+	reserved  = map[int]*os.File{} // open, locked (the lock lives as long as the file), or nil: no lock file
 )
 
 // reserve takes an exclusive, non-blocking flock on
@@ -27,11 +27,15 @@ func reserve(port int) bool {
 		return false
 	}
 	dir := filepath.Join(os.TempDir(), "caddy-dane-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return true // no shared directory: fall back to the bind check alone
+	var f *os.File
+	err := os.MkdirAll(dir, 0o777)
+	if err == nil {
+		f, err = os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
+		// No shared directory: reserved in this process only, and the bind
+		// check alone guards against the others.
+		reserved[port] = nil
 		return true
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
